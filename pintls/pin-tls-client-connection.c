@@ -1,0 +1,2061 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/**
+ * PinTlsClientConnection:
+ *
+ * A TLS client connection that completes only with a server that proves it
+ * holds a pinned certificate or public key.
+ *
+ * `PinTlsClientConnection` is a [class@Gio.TlsConnection] implementing
+ * [iface@Gio.TlsClientConnection], so anything that works on a GIO TLS
+ * stream works on it: its input and output streams, `GDataInputStream`,
+ * `g_io_stream_splice_async()`, asynchronous reads from a main loop. It runs
+ * its own GnuTLS session over a pollable base stream, usually a
+ * [class@Gio.SocketConnection], and enforces its [class@PinTls.PinSet] on
+ * every handshake.
+ *
+ * When the server presents no pinned certificate, the handshake fails with
+ * %PIN_TLS_ERROR_PIN_MISMATCH, the server receives a fatal
+ * `bad_certificate` alert, and no application data has been sent. The
+ * error means the server moved to a certificate this client does not know:
+ * the client is outdated and must be updated. Neither an
+ * [signal@Gio.TlsConnection::accept-certificate] handler nor
+ * [property@Gio.TlsClientConnection:validation-flags] can override a pin
+ * mismatch; in %PIN_TLS_MODE_CA_AND_PINS mode they act only on certificate
+ * authority errors, as for any GIO connection.
+ *
+ * ```c
+ * g_autoptr(GSocketClient) client = g_socket_client_new ();
+ * g_autoptr(GSocketConnection) tcp = NULL;
+ * g_autoptr(PinTlsClientConnection) tls = NULL;
+ * g_autoptr(GError) error = NULL;
+ *
+ * tcp = g_socket_client_connect_to_host (client, "example.com", 443, NULL, &error);
+ * if (tcp != NULL)
+ *   tls = pin_tls_client_connection_new (G_IO_STREAM (tcp),
+ *                                        G_SOCKET_CONNECTABLE (address), pins,
+ *                                        &error);
+ * if (tls != NULL && !g_tls_connection_handshake (G_TLS_CONNECTION (tls), NULL, &error)
+ *     && g_error_matches (error, PIN_TLS_ERROR, PIN_TLS_ERROR_PIN_MISMATCH))
+ *   g_printerr ("This client is outdated: please update it.\n");
+ * ```
+ *
+ * [func@PinTls.connect] does all of this in one call.
+ *
+ * The first read or write runs the handshake if the application has not.
+ * One thread may read while another writes. Session resumption is off.
+ */
+
+#include "pin-tls-private.h"
+
+#include <errno.h>
+
+#include "pin-tls-enum-types.h"
+
+typedef enum
+{
+  OP_HANDSHAKE,
+  OP_READ,
+  OP_WRITE,
+  OP_CLOSE_READ,
+  OP_CLOSE_WRITE,
+  OP_CLOSE_BOTH,
+} Operation;
+
+/* What GnuTLS may do with the base stream during one call into it, and the
+ * base stream's error if it stopped that call. Each thread has its own, so
+ * a reader and a writer never share transport state. */
+typedef struct
+{
+  gboolean blocking;
+  GCancellable *cancellable;
+  GError *error;
+} IoContext;
+
+static GPrivate current_io;
+
+/* An asynchronous handshake, driven by sources on the context of the thread
+ * that started it: the verify hook, accept-certificate and notifications
+ * all run there. */
+typedef struct
+{
+  PinTlsClientConnection *connection;
+  GMainContext *context;
+  GCancellable *cancellable;
+  GSource *source;          /* runs the next step */
+  gboolean started;
+  IoContext io;
+} HandshakeJob;
+
+struct _PinTlsClientConnection
+{
+  GTlsConnection parent_instance;
+
+  /* Set up by init, then fixed. */
+  GIOStream *base_io_stream;
+  GPollableInputStream *base_input;
+  GPollableOutputStream *base_output;
+  GInputStream *input;
+  GOutputStream *output;
+  gnutls_session_t session;
+  PinTlsPinSet *pins;
+
+  /* Configuration, read when a handshake starts. */
+  PinTlsMode mode;
+  GSocketConnectable *server_identity;
+  GTlsDatabase *database;
+  gboolean database_is_set;
+  gboolean use_system_certdb;
+  GTlsInteraction *interaction;
+  GTlsCertificate *certificate;
+  gboolean require_close_notify;
+  GTlsCertificateFlags validation_flags;
+  char **advertised_protocols;
+  char *server_name;
+  PinTlsTrust *trust;
+
+  /* What the handshake found; guarded by lock. */
+  GPtrArray *peer_chain;          /* GBytes: the issuer path, leaf first */
+  GTlsCertificate *peer_certificate;
+  GTlsCertificateFlags peer_certificate_errors;
+  char **presented_pins;
+  char *negotiated_protocol;
+  GTlsProtocolVersion protocol_version;
+  char *ciphersuite_name;
+  GList *accepted_cas;            /* GByteArray */
+
+  /* Operations; guarded by lock. */
+  GMutex lock;
+  GCond cond;
+  gboolean handshaking;
+  GThread *handshake_thread;      /* inside gnutls_handshake() */
+  HandshakeJob *handshake_job;
+  GList *handshake_waiters;       /* GTask */
+  gboolean handshake_done;
+  GError *handshake_error;
+  gboolean reading;
+  gboolean writing;
+  gboolean closing;
+  gboolean read_closed;
+  gboolean write_closed;
+  gboolean base_closed;
+  GCancellable *wake;             /* cancelled when waiting sources may go on */
+  gboolean wake_used;
+};
+
+enum
+{
+  PROP_0,
+  PROP_PINS,
+  PROP_MODE,
+  PROP_PRESENTED_PINS,
+  N_OWN_PROPS,
+
+  /* GTlsConnection */
+  PROP_BASE_IO_STREAM = N_OWN_PROPS,
+  PROP_REQUIRE_CLOSE_NOTIFY,
+  PROP_REHANDSHAKE_MODE,
+  PROP_USE_SYSTEM_CERTDB,
+  PROP_DATABASE,
+  PROP_INTERACTION,
+  PROP_CERTIFICATE,
+  PROP_PEER_CERTIFICATE,
+  PROP_PEER_CERTIFICATE_ERRORS,
+  PROP_ADVERTISED_PROTOCOLS,
+  PROP_NEGOTIATED_PROTOCOL,
+  PROP_PROTOCOL_VERSION,
+  PROP_CIPHERSUITE_NAME,
+
+  /* GTlsClientConnection */
+  PROP_VALIDATION_FLAGS,
+  PROP_SERVER_IDENTITY,
+  PROP_USE_SSL3,
+  PROP_ACCEPTED_CAS,
+};
+
+static GParamSpec *own_props[N_OWN_PROPS];
+
+static void pin_tls_client_connection_initable_iface_init (GInitableIface *iface);
+static void pin_tls_client_connection_client_iface_init (GTlsClientConnectionInterface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (PinTlsClientConnection, pin_tls_client_connection,
+                               G_TYPE_TLS_CONNECTION,
+                               G_IMPLEMENT_INTERFACE (G_TYPE_INITABLE,
+                                                      pin_tls_client_connection_initable_iface_init)
+                               G_IMPLEMENT_INTERFACE (G_TYPE_TLS_CLIENT_CONNECTION,
+                                                      pin_tls_client_connection_client_iface_init))
+
+#define CONNECTION_DEBUG(self, format, ...) \
+  g_debug ("PinTlsClientConnection %p: " format, (self), ##__VA_ARGS__)
+
+/* Transport ------------------------------------------------------------ */
+
+/* GnuTLS's pull and push functions. Every failure of the base stream,
+ * "would block" included, reaches GnuTLS as EINTR, so that GNUTLS_E_AGAIN
+ * only ever means "GnuTLS handled a message of its own: call again", and
+ * the caller reads the real cause from the thread's IoContext. */
+static ssize_t
+pull_cb (gnutls_transport_ptr_t transport,
+         void                  *buffer,
+         size_t                 size)
+{
+  PinTlsClientConnection *self = transport;
+  IoContext *io = g_private_get (&current_io);
+  gssize n;
+
+  if (io == NULL)
+    {
+      errno = EIO;
+      return -1;
+    }
+
+  g_clear_error (&io->error);
+  n = g_pollable_stream_read (G_INPUT_STREAM (self->base_input), buffer, size,
+                              io->blocking, io->cancellable, &io->error);
+  if (n < 0)
+    errno = EINTR;
+
+  return n;
+}
+
+static ssize_t
+vec_push_cb (gnutls_transport_ptr_t transport,
+             const giovec_t        *iov,
+             int                    iovcnt)
+{
+  PinTlsClientConnection *self = transport;
+  IoContext *io = g_private_get (&current_io);
+  g_autofree GOutputVector *vectors = g_new (GOutputVector, iovcnt);
+  GPollableReturn result;
+  gsize written = 0;
+  int i;
+
+  if (io == NULL)
+    {
+      errno = EIO;
+      return -1;
+    }
+
+  for (i = 0; i < iovcnt; i++)
+    {
+      vectors[i].buffer = iov[i].iov_base;
+      vectors[i].size = iov[i].iov_len;
+    }
+
+  g_clear_error (&io->error);
+  if (io->blocking)
+    result = g_output_stream_writev (G_OUTPUT_STREAM (self->base_output),
+                                     vectors, iovcnt, &written,
+                                     io->cancellable, &io->error)
+               ? G_POLLABLE_RETURN_OK : G_POLLABLE_RETURN_FAILED;
+  else
+    result = g_pollable_output_stream_writev_nonblocking (self->base_output,
+                                                          vectors, iovcnt,
+                                                          &written,
+                                                          io->cancellable,
+                                                          &io->error);
+
+  if (result == G_POLLABLE_RETURN_WOULD_BLOCK)
+    g_set_error_literal (&io->error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK,
+                         "Operation would block");
+  if (result != G_POLLABLE_RETURN_OK)
+    {
+      errno = EINTR;
+      return -1;
+    }
+
+  return written;
+}
+
+/* GnuTLS calls this only for timeouts, which pintls leaves to the base
+ * stream. Saying data may be there makes GnuTLS go to pull_cb, which
+ * waits or not as the current operation wants. */
+static int
+pull_timeout_cb (gnutls_transport_ptr_t transport,
+                 unsigned int           milliseconds)
+{
+  return 1;
+}
+
+/* Reports how a GnuTLS call that returned @ret ended: TRUE when @ret is
+ * not an error. Otherwise sets @error from the base stream's error, or from
+ * GnuTLS. */
+static gboolean
+end_io (PinTlsClientConnection *self,
+        int                     ret,
+        IoContext              *io,
+        gboolean                handshaking,
+        GError                **error)
+{
+  if (ret >= 0)
+    {
+      g_clear_error (&io->error);
+      return TRUE;
+    }
+
+  if (ret == GNUTLS_E_INTERRUPTED && io->error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&io->error));
+      return FALSE;
+    }
+
+  g_clear_error (&io->error);
+  g_propagate_error (error, _pin_tls_error_from_gnutls (self->session, ret,
+                                                        handshaking));
+  return FALSE;
+}
+
+/* Operations ----------------------------------------------------------- */
+
+static gboolean
+op_is_closed (PinTlsClientConnection *self,
+              Operation               op)
+{
+  switch (op)
+    {
+    case OP_READ:
+      return self->read_closed;
+    case OP_WRITE:
+      return self->write_closed;
+    case OP_HANDSHAKE:
+      return self->read_closed || self->write_closed;
+    default:
+      return FALSE;
+    }
+}
+
+static gboolean
+op_must_wait (PinTlsClientConnection *self,
+              Operation               op)
+{
+  if (self->handshaking || self->closing)
+    return TRUE;
+
+  switch (op)
+    {
+    case OP_READ:
+      return self->reading;
+    case OP_WRITE:
+      return self->writing;
+    case OP_HANDSHAKE:
+      return self->reading || self->writing;
+    default:
+      /* Closing sends close_notify, which is a write. */
+      return self->writing;
+    }
+}
+
+static void
+mark_op (PinTlsClientConnection *self,
+         Operation               op,
+         gboolean                busy)
+{
+  switch (op)
+    {
+    case OP_HANDSHAKE:
+      self->handshaking = busy;
+      break;
+    case OP_READ:
+      self->reading = busy;
+      break;
+    case OP_WRITE:
+      self->writing = busy;
+      break;
+    default:
+      self->closing = busy;
+      break;
+    }
+}
+
+/* Whether this thread is the one the running handshake depends on: it is
+ * inside the handshake, or it owns the main context the handshake runs on.
+ * Waiting here for the handshake would wait forever. */
+static gboolean
+handshake_needs_this_thread (PinTlsClientConnection *self)
+{
+  if (self->handshake_thread == g_thread_self ())
+    return TRUE;
+
+  return self->handshake_job != NULL
+         && g_main_context_is_owner (self->handshake_job->context);
+}
+
+static void
+wake_waiters_cb (GCancellable *cancellable,
+                 gpointer      data)
+{
+  PinTlsClientConnection *self = data;
+
+  g_mutex_lock (&self->lock);
+  g_cond_broadcast (&self->cond);
+  g_mutex_unlock (&self->lock);
+}
+
+/* Called with the lock held: why @op cannot start, or NULL if it can. */
+static GError *
+op_refusal (PinTlsClientConnection *self,
+            Operation               op,
+            GCancellable           *cancellable)
+{
+  GError *error = NULL;
+
+  if (g_cancellable_set_error_if_cancelled (cancellable, &error))
+    return error;
+
+  if (op_is_closed (self, op))
+    return g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CLOSED,
+                                "Connection is closed");
+
+  if (self->handshake_error != NULL && op <= OP_WRITE)
+    return g_error_copy (self->handshake_error);
+
+  return NULL;
+}
+
+/* Claims @op, waiting for conflicting operations if @blocking. One read
+ * and one write may run at once; a handshake or a close runs alone. After
+ * a failed handshake every operation but close fails with its error. */
+static gboolean
+claim_op (PinTlsClientConnection *self,
+          Operation               op,
+          gboolean                blocking,
+          GCancellable           *cancellable,
+          GError                **error)
+{
+  GError *refusal = NULL;
+  gulong cancel_id = 0;
+  gboolean claimed = FALSE;
+
+  g_mutex_lock (&self->lock);
+  for (;;)
+    {
+      refusal = op_refusal (self, op, cancellable);
+      if (refusal != NULL)
+        break;
+
+      if (!op_must_wait (self, op))
+        {
+          mark_op (self, op, TRUE);
+          claimed = TRUE;
+          break;
+        }
+
+      if (!blocking)
+        {
+          refusal = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK,
+                                         "Operation would block");
+          break;
+        }
+
+      if (self->handshaking && handshake_needs_this_thread (self))
+        {
+          refusal = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_FAILED,
+                                         "Cannot perform blocking operation "
+                                         "during TLS handshake");
+          break;
+        }
+
+      if (cancellable != NULL && cancel_id == 0)
+        {
+          g_mutex_unlock (&self->lock);
+          cancel_id = g_cancellable_connect (cancellable,
+                                             G_CALLBACK (wake_waiters_cb),
+                                             self, NULL);
+          g_mutex_lock (&self->lock);
+          continue;
+        }
+
+      g_cond_wait (&self->cond, &self->lock);
+    }
+  g_mutex_unlock (&self->lock);
+
+  if (cancel_id != 0)
+    g_cancellable_disconnect (cancellable, cancel_id);
+
+  if (refusal != NULL)
+    g_propagate_error (error, refusal);
+
+  return claimed;
+}
+
+static void wake_sources (PinTlsClientConnection *self);
+
+static void
+yield_op (PinTlsClientConnection *self,
+          Operation               op)
+{
+  g_mutex_lock (&self->lock);
+  mark_op (self, op, FALSE);
+  g_cond_broadcast (&self->cond);
+  wake_sources (self);
+  g_mutex_unlock (&self->lock);
+}
+
+/* Verification --------------------------------------------------------- */
+
+static PinTlsTrust *
+create_trust (PinTlsClientConnection *self,
+              GError                **error)
+{
+  gnutls_x509_trust_list_t system_list;
+
+  if (self->database_is_set || !self->use_system_certdb)
+    return _pin_tls_trust_new_for_database (self->database, self->interaction);
+
+  system_list = _pin_tls_system_trust_list (error);
+  if (system_list == NULL)
+    return NULL;
+
+  return _pin_tls_trust_new_for_list (system_list);
+}
+
+static GPtrArray *
+copy_peer_path (PinTlsClientConnection *self,
+                PinTlsVerdict          *verdict)
+{
+  GPtrArray *chain = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  const gnutls_datum_t *peers;
+  unsigned int n_peers = 0;
+  guint i;
+
+  peers = gnutls_certificate_get_peers (self->session, &n_peers);
+  for (i = 0; i < verdict->path_length; i++)
+    {
+      const gnutls_datum_t *der = &peers[verdict->path[i]];
+
+      g_ptr_array_add (chain, g_bytes_new (der->data, der->size));
+    }
+
+  return chain;
+}
+
+static GTlsCertificate *
+get_peer_certificate (PinTlsClientConnection *self)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (self->peer_certificate == NULL && self->peer_chain != NULL
+      && self->peer_chain->len > 0)
+    {
+      self->peer_certificate =
+        _pin_tls_certificate_new_from_path (self->peer_chain, &error);
+      if (self->peer_certificate == NULL)
+        CONNECTION_DEBUG (self, "cannot represent the peer certificate: %s",
+                          error->message);
+    }
+
+  return self->peer_certificate;
+}
+
+/* Runs inside the handshake once pintls has its verdict: records what the
+ * server presented and lets accept-certificate accept certificate authority
+ * errors, and only those. The emission happens on the thread running the
+ * handshake, with no lock held. */
+static gboolean
+verdict_cb (PinTlsVerdict *verdict,
+            gpointer       user_data)
+{
+  PinTlsClientConnection *self = user_data;
+  GTlsCertificateFlags errors = verdict->ca_errors;
+  g_autoptr(GTlsCertificate) peer_certificate = NULL;
+
+  if (!verdict->pin_matched)
+    errors |= G_TLS_CERTIFICATE_GENERIC_ERROR;
+
+  g_mutex_lock (&self->lock);
+  g_clear_pointer (&self->peer_chain, g_ptr_array_unref);
+  g_clear_object (&self->peer_certificate);
+  if (verdict->path != NULL)
+    self->peer_chain = copy_peer_path (self, verdict);
+  g_strfreev (self->presented_pins);
+  self->presented_pins = g_strdupv (verdict->presented_pins);
+  self->peer_certificate_errors = errors;
+  g_mutex_unlock (&self->lock);
+
+  if (!verdict->pin_matched || verdict->ca_errors == 0)
+    return FALSE;
+
+  if ((verdict->ca_errors & self->validation_flags) == 0)
+    return TRUE;
+
+  g_mutex_lock (&self->lock);
+  g_set_object (&peer_certificate, get_peer_certificate (self));
+  g_mutex_unlock (&self->lock);
+
+  return peer_certificate != NULL
+         && g_tls_connection_emit_accept_certificate (G_TLS_CONNECTION (self),
+                                                      peer_certificate,
+                                                      verdict->ca_errors);
+}
+
+/* Handshake ------------------------------------------------------------ */
+
+static int
+retrieve_certificate_cb (gnutls_session_t              session,
+                         const gnutls_datum_t         *req_ca_rdn,
+                         int                           n_req_ca_rdn,
+                         const gnutls_pk_algorithm_t  *pk_algos,
+                         int                           n_pk_algos,
+                         gnutls_pcert_st             **pcert,
+                         unsigned int                 *pcert_length,
+                         gnutls_privkey_t             *privkey)
+{
+  PinTlsClientConnection *self = gnutls_session_get_ptr (session);
+  GList *accepted_cas = NULL;
+  int i;
+
+  for (i = 0; i < n_req_ca_rdn; i++)
+    {
+      GByteArray *dn = g_byte_array_new ();
+
+      g_byte_array_append (dn, req_ca_rdn[i].data, req_ca_rdn[i].size);
+      accepted_cas = g_list_prepend (accepted_cas, dn);
+    }
+
+  g_mutex_lock (&self->lock);
+  g_list_free_full (self->accepted_cas, (GDestroyNotify) g_byte_array_unref);
+  self->accepted_cas = g_list_reverse (accepted_cas);
+  g_mutex_unlock (&self->lock);
+
+  /* Client certificates are not supported: none is sent. */
+  *pcert = NULL;
+  *pcert_length = 0;
+  *privkey = NULL;
+
+  return 0;
+}
+
+/* Credentials are shared by every connection: the trust decision is
+ * pintls's own, so they only carry the client-certificate callback. */
+static gnutls_certificate_credentials_t
+shared_credentials (void)
+{
+  static gnutls_certificate_credentials_t credentials;
+
+  if (g_once_init_enter (&credentials))
+    {
+      gnutls_certificate_credentials_t created;
+
+      gnutls_certificate_allocate_credentials (&created);
+      gnutls_certificate_set_retrieve_function2 (created, retrieve_certificate_cb);
+      g_once_init_leave (&credentials, created);
+    }
+
+  return credentials;
+}
+
+static gboolean
+set_alpn (PinTlsClientConnection *self,
+          GError                **error)
+{
+  g_autofree gnutls_datum_t *protocols = NULL;
+  guint n_protocols;
+  guint i;
+  int ret;
+
+  if (self->advertised_protocols == NULL)
+    return TRUE;
+
+  n_protocols = g_strv_length (self->advertised_protocols);
+  protocols = g_new (gnutls_datum_t, n_protocols);
+  for (i = 0; i < n_protocols; i++)
+    {
+      protocols[i].data = (guchar *) self->advertised_protocols[i];
+      protocols[i].size = strlen (self->advertised_protocols[i]);
+    }
+
+  ret = gnutls_alpn_set_protocols (self->session, protocols, n_protocols, 0);
+  if (ret < 0)
+    {
+      g_set_error (error, G_TLS_ERROR, G_TLS_ERROR_MISC,
+                   "Cannot advertise the application protocols: %s",
+                   gnutls_strerror (ret));
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+/* Fixes what this handshake runs with: the server name, sent as SNI unless
+ * it is an IP address, the trust, the pin check and ALPN. */
+static gboolean
+prepare_handshake (PinTlsClientConnection *self,
+                   GError                **error)
+{
+  g_autofree char *identity_name = NULL;
+  PinTlsSessionCheck *check;
+
+  if (self->server_identity == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           "A pinned connection needs the server identity");
+      return FALSE;
+    }
+
+  identity_name = _pin_tls_identity_host_name (self->server_identity);
+  g_clear_pointer (&self->server_name, g_free);
+  self->server_name = _pin_tls_normalize_host_name (identity_name, error);
+  if (self->server_name == NULL)
+    return FALSE;
+
+  if (!g_hostname_is_ip_address (self->server_name))
+    gnutls_server_name_set (self->session, GNUTLS_NAME_DNS, self->server_name,
+                            strlen (self->server_name));
+
+  g_clear_pointer (&self->trust, _pin_tls_trust_free);
+  if (self->mode == PIN_TLS_MODE_CA_AND_PINS)
+    {
+      self->trust = create_trust (self, error);
+      if (self->trust == NULL)
+        return FALSE;
+    }
+
+  check = _pin_tls_session_install (self->session, self->pins, self->mode,
+                                    self->server_name, self->trust, TRUE, error);
+  if (check == NULL)
+    return FALSE;
+  _pin_tls_session_check_set_hook (check, verdict_cb, self);
+
+  CONNECTION_DEBUG (self, "handshake with “%s”, %u pins, %s", self->server_name,
+                    pin_tls_pin_set_get_size (self->pins),
+                    self->mode == PIN_TLS_MODE_PIN_ONLY ? "pins only"
+                                                        : "CA and pins");
+
+  return set_alpn (self, error);
+}
+
+static void
+set_handshake_thread (PinTlsClientConnection *self,
+                      GThread                *thread)
+{
+  g_mutex_lock (&self->lock);
+  self->handshake_thread = thread;
+  g_mutex_unlock (&self->lock);
+}
+
+/* Runs the handshake as far as the base stream lets it. Returns TRUE when
+ * it completed and the pins were checked; on FALSE, a G_IO_ERROR_WOULD_BLOCK
+ * error means "call again when the base stream is ready". */
+static gboolean
+run_handshake (PinTlsClientConnection *self,
+               IoContext              *io,
+               gboolean                first_step,
+               GError                **error)
+{
+  int ret;
+
+  if (first_step && !prepare_handshake (self, error))
+    return FALSE;
+
+  set_handshake_thread (self, g_thread_self ());
+  g_private_set (&current_io, io);
+  do
+    ret = gnutls_handshake (self->session);
+  while (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_WARNING_ALERT_RECEIVED);
+  g_private_set (&current_io, NULL);
+  set_handshake_thread (self, NULL);
+
+  if (ret == 0)
+    return _pin_tls_session_check_resumed (self->session, error);
+
+  /* The pin check's own reason beats GnuTLS's generic one. */
+  if (ret == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR)
+    {
+      g_clear_error (&io->error);
+      g_propagate_error (error, pin_tls_session_handshake_error (self->session, ret));
+      return FALSE;
+    }
+
+  return end_io (self, ret, io, TRUE, error);
+}
+
+static GTlsProtocolVersion
+protocol_version (gnutls_session_t session)
+{
+  switch (gnutls_protocol_get_version (session))
+    {
+    case GNUTLS_SSL3:
+      return G_TLS_PROTOCOL_VERSION_SSL_3_0;
+    case GNUTLS_TLS1_0:
+      return G_TLS_PROTOCOL_VERSION_TLS_1_0;
+    case GNUTLS_TLS1_1:
+      return G_TLS_PROTOCOL_VERSION_TLS_1_1;
+    case GNUTLS_TLS1_2:
+      return G_TLS_PROTOCOL_VERSION_TLS_1_2;
+    case GNUTLS_TLS1_3:
+      return G_TLS_PROTOCOL_VERSION_TLS_1_3;
+    default:
+      return G_TLS_PROTOCOL_VERSION_UNKNOWN;
+    }
+}
+
+static char *
+negotiated_protocol (gnutls_session_t session)
+{
+  gnutls_datum_t protocol = { NULL, 0 };
+
+  if (gnutls_alpn_get_selected_protocol (session, &protocol) < 0)
+    return NULL;
+
+  return g_strndup ((const char *) protocol.data, protocol.size);
+}
+
+/* Ends a handshake, successful or not: records the result, wakes whatever
+ * waits for it, then notifies and completes tasks, in that order, so an
+ * application re-entering from a callback finds a consistent connection. */
+static void
+finish_handshake (PinTlsClientConnection *self,
+                  GError                 *error)
+{
+  HandshakeJob *job;
+  GList *waiters;
+  GList *l;
+
+  g_mutex_lock (&self->lock);
+  if (error == NULL)
+    {
+      self->handshake_done = TRUE;
+      self->protocol_version = protocol_version (self->session);
+      g_free (self->ciphersuite_name);
+      self->ciphersuite_name = g_strdup (gnutls_ciphersuite_get (self->session));
+      g_free (self->negotiated_protocol);
+      self->negotiated_protocol = negotiated_protocol (self->session);
+    }
+  else
+    {
+      self->handshake_error = g_error_copy (error);
+    }
+  self->handshaking = FALSE;
+  job = g_steal_pointer (&self->handshake_job);
+  waiters = g_steal_pointer (&self->handshake_waiters);
+  g_cond_broadcast (&self->cond);
+  wake_sources (self);
+  g_mutex_unlock (&self->lock);
+
+  CONNECTION_DEBUG (self, "handshake %s%s", error ? "failed: " : "done",
+                    error ? error->message : "");
+
+  g_object_freeze_notify (G_OBJECT (self));
+  g_object_notify (G_OBJECT (self), "peer-certificate");
+  g_object_notify (G_OBJECT (self), "peer-certificate-errors");
+  g_object_notify_by_pspec (G_OBJECT (self), own_props[PROP_PRESENTED_PINS]);
+  if (error == NULL)
+    {
+      g_object_notify (G_OBJECT (self), "protocol-version");
+      g_object_notify (G_OBJECT (self), "ciphersuite-name");
+      g_object_notify (G_OBJECT (self), "negotiated-protocol");
+      g_object_notify (G_OBJECT (self), "accepted-cas");
+    }
+  g_object_thaw_notify (G_OBJECT (self));
+
+  for (l = waiters; l != NULL; l = l->next)
+    {
+      if (error == NULL)
+        g_task_return_boolean (l->data, TRUE);
+      else
+        g_task_return_error (l->data, g_error_copy (error));
+    }
+  g_list_free_full (waiters, g_object_unref);
+
+  if (job != NULL)
+    {
+      g_clear_error (&job->io.error);
+      g_clear_object (&job->cancellable);
+      g_main_context_unref (job->context);
+      g_free (job);
+      g_object_unref (self);
+    }
+}
+
+typedef enum
+{
+  HANDSHAKE_START,
+  HANDSHAKE_DONE,
+  HANDSHAKE_FAILED,
+} HandshakeStart;
+
+/* Claims the handshake unless it has already happened. */
+static HandshakeStart
+begin_handshake (PinTlsClientConnection *self,
+                 GCancellable           *cancellable,
+                 GError                **error)
+{
+  gboolean done;
+
+  g_mutex_lock (&self->lock);
+  done = self->handshake_done;
+  g_mutex_unlock (&self->lock);
+  if (done)
+    return HANDSHAKE_DONE;
+
+  if (!claim_op (self, OP_HANDSHAKE, TRUE, cancellable, error))
+    return HANDSHAKE_FAILED;
+
+  g_mutex_lock (&self->lock);
+  done = self->handshake_done;
+  if (done)
+    self->handshaking = FALSE;
+  g_mutex_unlock (&self->lock);
+
+  return done ? HANDSHAKE_DONE : HANDSHAKE_START;
+}
+
+static gboolean
+pin_tls_client_connection_handshake (GTlsConnection *connection,
+                                     GCancellable   *cancellable,
+                                     GError        **error)
+{
+  PinTlsClientConnection *self = PIN_TLS_CLIENT_CONNECTION (connection);
+  IoContext io = { TRUE, cancellable, NULL };
+  g_autoptr(GError) local_error = NULL;
+
+  switch (begin_handshake (self, cancellable, error))
+    {
+    case HANDSHAKE_DONE:
+      return TRUE;
+    case HANDSHAKE_FAILED:
+      return FALSE;
+    case HANDSHAKE_START:
+      break;
+    }
+
+  run_handshake (self, &io, TRUE, &local_error);
+  g_clear_error (&io.error);
+  finish_handshake (self, local_error);
+
+  if (local_error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+static gboolean job_ready_cb (GObject *pollable,
+                              gpointer data);
+
+/* Attaches @source, which the job takes, to run the next step. */
+static void
+job_schedule (HandshakeJob *job,
+              GSource      *source,
+              GSourceFunc   step)
+{
+  g_source_set_callback (source, step, job, NULL);
+  g_source_set_static_name (source, "[pintls] handshake");
+  g_source_attach (source, job->context);
+  job->source = source;
+}
+
+static gboolean
+job_step_cb (gpointer data)
+{
+  HandshakeJob *job = data;
+  PinTlsClientConnection *self = job->connection;
+  g_autoptr(GError) error = NULL;
+  gboolean first_step = !job->started;
+  GSource *source;
+
+  job->started = TRUE;
+  g_clear_pointer (&job->source, g_source_unref);
+  if (run_handshake (self, &job->io, first_step, &error))
+    {
+      finish_handshake (self, NULL);
+      return G_SOURCE_REMOVE;
+    }
+
+  if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+    {
+      finish_handshake (self, error);
+      return G_SOURCE_REMOVE;
+    }
+
+  if (gnutls_record_get_direction (self->session) == 0)
+    source = g_pollable_input_stream_create_source (self->base_input,
+                                                    job->cancellable);
+  else
+    source = g_pollable_output_stream_create_source (self->base_output,
+                                                     job->cancellable);
+  job_schedule (job, source, G_SOURCE_FUNC (job_ready_cb));
+
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+job_ready_cb (GObject *pollable,
+              gpointer data)
+{
+  return job_step_cb (data);
+}
+
+/* Starts an asynchronous handshake on this thread's main context, or joins
+ * the one already running; @task, if given, completes when it ends. */
+static void
+start_handshake_async (PinTlsClientConnection *self,
+                       GCancellable           *cancellable,
+                       GTask                  *task)
+{
+  g_autoptr(GError) error = NULL;
+  HandshakeJob *job;
+
+  g_mutex_lock (&self->lock);
+  if (self->handshake_done || self->handshaking)
+    {
+      gboolean done = self->handshake_done;
+
+      if (task != NULL && !done)
+        self->handshake_waiters = g_list_append (self->handshake_waiters,
+                                                 g_object_ref (task));
+      g_mutex_unlock (&self->lock);
+
+      if (task != NULL && done)
+        g_task_return_boolean (task, TRUE);
+      return;
+    }
+
+  error = op_refusal (self, OP_HANDSHAKE, NULL);
+  if (error == NULL && (self->reading || self->writing || self->closing))
+    error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_BUSY,
+                                 "Another operation is in progress");
+  if (error != NULL)
+    {
+      g_mutex_unlock (&self->lock);
+      if (task != NULL)
+        g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+
+  job = g_new0 (HandshakeJob, 1);
+  job->connection = g_object_ref (self);
+  job->context = g_main_context_ref_thread_default ();
+  job->cancellable = cancellable ? g_object_ref (cancellable) : NULL;
+  job->io.cancellable = job->cancellable;
+  self->handshake_job = job;
+  self->handshaking = TRUE;
+  if (task != NULL)
+    self->handshake_waiters = g_list_append (self->handshake_waiters,
+                                             g_object_ref (task));
+  g_mutex_unlock (&self->lock);
+
+  job_schedule (job, g_idle_source_new (), job_step_cb);
+}
+
+static void
+pin_tls_client_connection_handshake_async (GTlsConnection     *connection,
+                                           int                 io_priority,
+                                           GCancellable       *cancellable,
+                                           GAsyncReadyCallback callback,
+                                           gpointer            user_data)
+{
+  PinTlsClientConnection *self = PIN_TLS_CLIENT_CONNECTION (connection);
+  g_autoptr(GTask) task = NULL;
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, pin_tls_client_connection_handshake_async);
+  g_task_set_priority (task, io_priority);
+
+  start_handshake_async (self, cancellable, task);
+}
+
+static gboolean
+pin_tls_client_connection_handshake_finish (GTlsConnection *connection,
+                                            GAsyncResult   *result,
+                                            GError        **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, connection), FALSE);
+  g_return_val_if_fail (g_async_result_is_tagged (result,
+                                                  pin_tls_client_connection_handshake_async),
+                        FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/* Makes sure a read or write happens after a completed handshake: runs it
+ * now for a blocking operation, or starts it and reports "would block" for
+ * a non-blocking one. */
+static gboolean
+ensure_handshake (PinTlsClientConnection *self,
+                  gboolean                blocking,
+                  GCancellable           *cancellable,
+                  GError                **error)
+{
+  gboolean needed;
+
+  g_mutex_lock (&self->lock);
+  needed = !self->handshake_done && self->handshake_error == NULL;
+  g_mutex_unlock (&self->lock);
+
+  if (!needed)
+    return TRUE;
+
+  if (blocking)
+    return pin_tls_client_connection_handshake (G_TLS_CONNECTION (self),
+                                                cancellable, error);
+
+  start_handshake_async (self, cancellable, NULL);
+  g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK,
+                       "Operation would block");
+  return FALSE;
+}
+
+/* Reading and writing -------------------------------------------------- */
+
+gssize
+_pin_tls_client_connection_read (PinTlsClientConnection *self,
+                                 void                   *buffer,
+                                 gsize                   count,
+                                 gboolean                blocking,
+                                 GCancellable           *cancellable,
+                                 GError                **error)
+{
+  IoContext io = { blocking, cancellable, NULL };
+  gssize ret;
+
+  if (!ensure_handshake (self, blocking, cancellable, error)
+      || !claim_op (self, OP_READ, blocking, cancellable, error))
+    return -1;
+
+  g_private_set (&current_io, &io);
+  do
+    ret = gnutls_record_recv (self->session, buffer, count);
+  /* GNUTLS_E_AGAIN: GnuTLS consumed a message of its own, such as a TLS 1.3
+   * session ticket. A renegotiation request from a TLS 1.2 server is
+   * ignored: pintls never accepts a second server certificate. */
+  while (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_WARNING_ALERT_RECEIVED
+         || ret == GNUTLS_E_REHANDSHAKE);
+  g_private_set (&current_io, NULL);
+
+  yield_op (self, OP_READ);
+
+  if (ret == GNUTLS_E_PREMATURE_TERMINATION && !self->require_close_notify)
+    return 0;
+  if (!end_io (self, ret, &io, FALSE, error))
+    return -1;
+
+  return ret;
+}
+
+gssize
+_pin_tls_client_connection_write (PinTlsClientConnection *self,
+                                  const void             *buffer,
+                                  gsize                   count,
+                                  gboolean                blocking,
+                                  GCancellable           *cancellable,
+                                  GError                **error)
+{
+  IoContext io = { blocking, cancellable, NULL };
+  gssize ret;
+
+  if (!ensure_handshake (self, blocking, cancellable, error)
+      || !claim_op (self, OP_WRITE, blocking, cancellable, error))
+    return -1;
+
+  /* After "would block" GnuTLS keeps the record it encrypted and sends it
+   * when called again; GIO callers retry with the same data. */
+  g_private_set (&current_io, &io);
+  do
+    ret = gnutls_record_send (self->session, buffer, count);
+  while (ret == GNUTLS_E_AGAIN);
+  g_private_set (&current_io, NULL);
+
+  yield_op (self, OP_WRITE);
+
+  if (!end_io (self, ret, &io, FALSE, error))
+    return -1;
+
+  return ret;
+}
+
+/* Pollable sources ----------------------------------------------------- */
+
+/* A source for the connection's streams. It waits on the base stream while
+ * I/O can proceed and, while a handshake or a conflicting operation runs,
+ * on the connection's wake cancellable, cancelled when such an operation
+ * ends. It is ready at once when GnuTLS holds decrypted data that polling
+ * the base stream cannot show. */
+typedef struct
+{
+  GSource source;
+  PinTlsClientConnection *connection;
+  GObject *stream;
+  GIOCondition condition;
+  GSource *base_source;
+  GCancellable *wake;
+  GSource *wake_source;
+} ConnectionSource;
+
+static gboolean
+dummy_source_cb (gpointer data)
+{
+  return G_SOURCE_CONTINUE;
+}
+
+/* Called with the lock held: whether an operation in @condition's direction
+ * would return at once without touching the base stream, or must wait for
+ * the connection to wake it. */
+static gboolean
+ready_without_base (PinTlsClientConnection *self,
+                    GIOCondition            condition,
+                    gboolean               *wait_for_wake)
+{
+  gboolean in = (condition & G_IO_IN) != 0;
+
+  *wait_for_wake = FALSE;
+
+  if (self->handshake_error != NULL || (in ? self->read_closed : self->write_closed))
+    return TRUE;
+  if (!self->handshake_done && !self->handshaking)
+    return TRUE;
+
+  if (self->handshaking || self->closing || (in ? self->reading : self->writing))
+    {
+      *wait_for_wake = TRUE;
+      return FALSE;
+    }
+
+  return in && gnutls_record_check_pending (self->session) > 0;
+}
+
+/* Called with the lock held. */
+static void
+wake_sources (PinTlsClientConnection *self)
+{
+  if (!self->wake_used)
+    return;
+
+  g_cancellable_cancel (self->wake);
+  g_object_unref (self->wake);
+  self->wake = g_cancellable_new ();
+  self->wake_used = FALSE;
+}
+
+static void
+set_child_source (ConnectionSource *source,
+                  GSource         **slot,
+                  GSource          *child)
+{
+  if (*slot != NULL)
+    {
+      g_source_remove_child_source (&source->source, *slot);
+      g_clear_pointer (slot, g_source_unref);
+    }
+
+  if (child != NULL)
+    {
+      g_source_set_callback (child, dummy_source_cb, NULL, NULL);
+      g_source_add_child_source (&source->source, child);
+      *slot = child;
+    }
+}
+
+static void
+connection_source_sync (ConnectionSource *source)
+{
+  PinTlsClientConnection *self = source->connection;
+  g_autoptr(GCancellable) wake = NULL;
+  gboolean wait_for_wake;
+  gboolean ready;
+
+  g_mutex_lock (&self->lock);
+  ready = ready_without_base (self, source->condition, &wait_for_wake);
+  if (wait_for_wake)
+    {
+      wake = g_object_ref (self->wake);
+      self->wake_used = TRUE;
+    }
+  g_mutex_unlock (&self->lock);
+
+  g_source_set_ready_time (&source->source, ready ? 0 : -1);
+
+  if (wake != source->wake)
+    {
+      g_set_object (&source->wake, wake);
+      set_child_source (source, &source->wake_source,
+                        wake ? g_cancellable_source_new (wake) : NULL);
+    }
+
+  if (ready || wait_for_wake)
+    set_child_source (source, &source->base_source, NULL);
+  else if (source->base_source == NULL && (source->condition & G_IO_IN))
+    set_child_source (source, &source->base_source,
+                      g_pollable_input_stream_create_source (self->base_input, NULL));
+  else if (source->base_source == NULL)
+    set_child_source (source, &source->base_source,
+                      g_pollable_output_stream_create_source (self->base_output, NULL));
+}
+
+static gboolean
+connection_source_dispatch (GSource    *gsource,
+                            GSourceFunc callback,
+                            gpointer    user_data)
+{
+  ConnectionSource *source = (ConnectionSource *) gsource;
+  GPollableSourceFunc func = (GPollableSourceFunc) (void (*) (void)) callback;
+  gboolean again;
+
+  again = func (source->stream, user_data);
+  if (again)
+    connection_source_sync (source);
+
+  return again;
+}
+
+static void
+connection_source_finalize (GSource *gsource)
+{
+  ConnectionSource *source = (ConnectionSource *) gsource;
+
+  g_clear_pointer (&source->base_source, g_source_unref);
+  g_clear_pointer (&source->wake_source, g_source_unref);
+  g_clear_object (&source->wake);
+  g_clear_object (&source->stream);
+  g_clear_object (&source->connection);
+}
+
+static gboolean
+connection_source_closure_callback (GObject *stream,
+                                    gpointer data)
+{
+  GClosure *closure = data;
+  GValue param = G_VALUE_INIT;
+  GValue result_value = G_VALUE_INIT;
+  gboolean result;
+
+  g_value_init (&result_value, G_TYPE_BOOLEAN);
+  g_value_init (&param, G_TYPE_OBJECT);
+  g_value_set_object (&param, stream);
+
+  g_closure_invoke (closure, &result_value, 1, &param, NULL);
+
+  result = g_value_get_boolean (&result_value);
+  g_value_unset (&result_value);
+  g_value_unset (&param);
+
+  return result;
+}
+
+static GSourceFuncs connection_source_funcs = {
+  NULL,
+  NULL,
+  connection_source_dispatch,
+  connection_source_finalize,
+  G_SOURCE_FUNC (connection_source_closure_callback),
+  NULL,
+};
+
+GSource *
+_pin_tls_client_connection_create_source (PinTlsClientConnection *self,
+                                          GIOCondition            condition,
+                                          GCancellable           *cancellable)
+{
+  ConnectionSource *source;
+
+  source = (ConnectionSource *) g_source_new (&connection_source_funcs,
+                                              sizeof (ConnectionSource));
+  g_source_set_static_name (&source->source, "[pintls] connection");
+  source->connection = g_object_ref (self);
+  source->condition = condition;
+  source->stream = g_object_ref (condition & G_IO_IN ? G_OBJECT (self->input)
+                                                     : G_OBJECT (self->output));
+
+  if (cancellable != NULL)
+    {
+      GSource *cancel_source = g_cancellable_source_new (cancellable);
+
+      g_source_set_callback (cancel_source, dummy_source_cb, NULL, NULL);
+      g_source_add_child_source (&source->source, cancel_source);
+      g_source_unref (cancel_source);
+    }
+
+  connection_source_sync (source);
+
+  return &source->source;
+}
+
+gboolean
+_pin_tls_client_connection_check (PinTlsClientConnection *self,
+                                  GIOCondition            condition)
+{
+  gboolean wait_for_wake;
+  gboolean ready;
+
+  g_mutex_lock (&self->lock);
+  ready = ready_without_base (self, condition, &wait_for_wake);
+  if (!ready && !wait_for_wake)
+    {
+      if (condition & G_IO_IN)
+        ready = g_pollable_input_stream_is_readable (self->base_input);
+      else
+        ready = g_pollable_output_stream_is_writable (self->base_output);
+    }
+  g_mutex_unlock (&self->lock);
+
+  return ready;
+}
+
+/* Closing -------------------------------------------------------------- */
+
+/* Called with the lock held: an asynchronous handshake waiting on this
+ * thread's main context would never finish while this thread waits for
+ * it, so closing ends it instead. */
+static HandshakeJob *
+abandon_own_handshake (PinTlsClientConnection *self)
+{
+  if (self->handshake_job == NULL || self->handshake_thread != NULL
+      || !g_main_context_is_owner (self->handshake_job->context))
+    return NULL;
+
+  return self->handshake_job;
+}
+
+static void
+stop_own_handshake (PinTlsClientConnection *self)
+{
+  g_autoptr(GError) error = NULL;
+  HandshakeJob *job;
+
+  g_mutex_lock (&self->lock);
+  job = abandon_own_handshake (self);
+  g_mutex_unlock (&self->lock);
+
+  if (job == NULL)
+    return;
+
+  if (job->source != NULL)
+    {
+      g_source_destroy (job->source);
+      g_clear_pointer (&job->source, g_source_unref);
+    }
+
+  error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CLOSED,
+                               "Connection closed during the TLS handshake");
+  finish_handshake (self, error);
+}
+
+static gboolean
+send_close_notify (PinTlsClientConnection *self,
+                   GCancellable           *cancellable,
+                   GError                **error)
+{
+  IoContext io = { TRUE, cancellable, NULL };
+  int ret;
+
+  g_private_set (&current_io, &io);
+  do
+    ret = gnutls_bye (self->session, GNUTLS_SHUT_WR);
+  while (ret == GNUTLS_E_AGAIN);
+  g_private_set (&current_io, NULL);
+
+  return end_io (self, ret, &io, FALSE, error);
+}
+
+static gboolean
+close_base (PinTlsClientConnection *self,
+            GIOCondition            side,
+            GCancellable           *cancellable,
+            GError                **error)
+{
+  if (side == (G_IO_IN | G_IO_OUT))
+    return g_io_stream_close (self->base_io_stream, cancellable, error);
+  if (side == G_IO_IN)
+    return g_input_stream_close (G_INPUT_STREAM (self->base_input), cancellable, error);
+
+  return g_output_stream_close (G_OUTPUT_STREAM (self->base_output), cancellable, error);
+}
+
+/* Closes one side or both. close_notify goes out once, and only after a
+ * completed handshake; the base stream is closed whatever happens. */
+gboolean
+_pin_tls_client_connection_close_side (PinTlsClientConnection *self,
+                                       GIOCondition            side,
+                                       GCancellable           *cancellable,
+                                       GError                **error)
+{
+  Operation op = side == G_IO_IN ? OP_CLOSE_READ
+                 : side == G_IO_OUT ? OP_CLOSE_WRITE : OP_CLOSE_BOTH;
+  g_autoptr(GError) bye_error = NULL;
+  gboolean send_bye;
+  gboolean closed;
+
+  if (self->session == NULL)
+    return self->base_io_stream == NULL
+           || close_base (self, G_IO_IN | G_IO_OUT, cancellable, error);
+
+  stop_own_handshake (self);
+  if (!claim_op (self, op, TRUE, cancellable, error))
+    return FALSE;
+
+  g_mutex_lock (&self->lock);
+  send_bye = (side & G_IO_OUT) && self->handshake_done && !self->write_closed;
+  g_mutex_unlock (&self->lock);
+
+  if (send_bye)
+    send_close_notify (self, cancellable, &bye_error);
+
+  closed = close_base (self, side, cancellable, error);
+
+  g_mutex_lock (&self->lock);
+  self->read_closed |= (side & G_IO_IN) != 0;
+  self->write_closed |= (side & G_IO_OUT) != 0;
+  self->base_closed |= side == (G_IO_IN | G_IO_OUT);
+  g_mutex_unlock (&self->lock);
+  yield_op (self, op);
+
+  if (closed && bye_error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&bye_error));
+      return FALSE;
+    }
+
+  return closed;
+}
+
+static gboolean
+pin_tls_client_connection_close (GIOStream    *stream,
+                                 GCancellable *cancellable,
+                                 GError      **error)
+{
+  PinTlsClientConnection *self = PIN_TLS_CLIENT_CONNECTION (stream);
+
+  return _pin_tls_client_connection_close_side (self, G_IO_IN | G_IO_OUT,
+                                                cancellable, error);
+}
+
+/* GTlsConnection ------------------------------------------------------- */
+
+static GInputStream *
+pin_tls_client_connection_get_input_stream (GIOStream *stream)
+{
+  return PIN_TLS_CLIENT_CONNECTION (stream)->input;
+}
+
+static GOutputStream *
+pin_tls_client_connection_get_output_stream (GIOStream *stream)
+{
+  return PIN_TLS_CLIENT_CONNECTION (stream)->output;
+}
+
+static const char *
+pin_tls_client_connection_get_negotiated_protocol (GTlsConnection *connection)
+{
+  PinTlsClientConnection *self = PIN_TLS_CLIENT_CONNECTION (connection);
+
+  return self->negotiated_protocol;
+}
+
+static gboolean
+pin_tls_client_connection_get_binding_data (GTlsConnection         *connection,
+                                            GTlsChannelBindingType  type,
+                                            GByteArray             *data,
+                                            GError                **error)
+{
+  PinTlsClientConnection *self = PIN_TLS_CLIENT_CONNECTION (connection);
+  gnutls_channel_binding_t gnutls_type;
+  gnutls_datum_t binding = { NULL, 0 };
+  gboolean handshaken;
+  int ret;
+
+  g_mutex_lock (&self->lock);
+  handshaken = self->handshake_done;
+  g_mutex_unlock (&self->lock);
+
+  if (!handshaken)
+    {
+      g_set_error_literal (error, G_TLS_CHANNEL_BINDING_ERROR,
+                           G_TLS_CHANNEL_BINDING_ERROR_INVALID_STATE,
+                           "The TLS handshake has not completed");
+      return FALSE;
+    }
+
+  switch (type)
+    {
+    case G_TLS_CHANNEL_BINDING_TLS_UNIQUE:
+      gnutls_type = GNUTLS_CB_TLS_UNIQUE;
+      break;
+    case G_TLS_CHANNEL_BINDING_TLS_SERVER_END_POINT:
+      gnutls_type = GNUTLS_CB_TLS_SERVER_END_POINT;
+      break;
+    case G_TLS_CHANNEL_BINDING_TLS_EXPORTER:
+      gnutls_type = GNUTLS_CB_TLS_EXPORTER;
+      break;
+    default:
+      g_set_error_literal (error, G_TLS_CHANNEL_BINDING_ERROR,
+                           G_TLS_CHANNEL_BINDING_ERROR_NOT_SUPPORTED,
+                           "Unknown channel binding type");
+      return FALSE;
+    }
+
+  ret = gnutls_session_channel_binding (self->session, gnutls_type, &binding);
+  if (ret < 0 || binding.size == 0)
+    {
+      g_set_error (error, G_TLS_CHANNEL_BINDING_ERROR,
+                   G_TLS_CHANNEL_BINDING_ERROR_NOT_AVAILABLE,
+                   "Channel binding data is not available: %s",
+                   ret < 0 ? gnutls_strerror (ret) : "it is empty");
+      gnutls_free (binding.data);
+      return FALSE;
+    }
+
+  if (data != NULL)
+    g_byte_array_append (data, binding.data, binding.size);
+  gnutls_free (binding.data);
+
+  return TRUE;
+}
+
+static void
+pin_tls_client_connection_copy_session_state (GTlsClientConnection *connection,
+                                              GTlsClientConnection *source)
+{
+  /* Session resumption is off, so there is no state to copy. */
+}
+
+static gboolean
+pin_tls_client_connection_initable_init (GInitable    *initable,
+                                         GCancellable *cancellable,
+                                         GError      **error)
+{
+  PinTlsClientConnection *self = PIN_TLS_CLIENT_CONNECTION (initable);
+  GInputStream *base_input;
+  GOutputStream *base_output;
+  int ret;
+
+  if (self->pins == NULL)
+    {
+      g_set_error_literal (error, PIN_TLS_ERROR, PIN_TLS_ERROR_EMPTY_PIN_SET,
+                           "A pinned connection needs a pin set");
+      return FALSE;
+    }
+
+  base_input = g_io_stream_get_input_stream (self->base_io_stream);
+  base_output = g_io_stream_get_output_stream (self->base_io_stream);
+  if (!G_IS_POLLABLE_INPUT_STREAM (base_input)
+      || !g_pollable_input_stream_can_poll (G_POLLABLE_INPUT_STREAM (base_input))
+      || !G_IS_POLLABLE_OUTPUT_STREAM (base_output)
+      || !g_pollable_output_stream_can_poll (G_POLLABLE_OUTPUT_STREAM (base_output)))
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                           "The base stream of a TLS connection must be pollable");
+      return FALSE;
+    }
+  self->base_input = G_POLLABLE_INPUT_STREAM (base_input);
+  self->base_output = G_POLLABLE_OUTPUT_STREAM (base_output);
+
+  ret = gnutls_init (&self->session, GNUTLS_CLIENT | GNUTLS_NONBLOCK
+                                       | GNUTLS_NO_TICKETS);
+  if (ret == 0)
+    ret = gnutls_set_default_priority (self->session);
+  if (ret == 0)
+    ret = gnutls_credentials_set (self->session, GNUTLS_CRD_CERTIFICATE,
+                                  shared_credentials ());
+  if (ret < 0)
+    {
+      g_set_error (error, G_TLS_ERROR, G_TLS_ERROR_MISC,
+                   "Cannot set up the TLS session: %s", gnutls_strerror (ret));
+      return FALSE;
+    }
+
+  gnutls_session_set_ptr (self->session, self);
+  gnutls_transport_set_ptr (self->session, self);
+  gnutls_transport_set_pull_function (self->session, pull_cb);
+  gnutls_transport_set_pull_timeout_function (self->session, pull_timeout_cb);
+  gnutls_transport_set_vec_push_function (self->session, vec_push_cb);
+
+  self->input = _pin_tls_input_stream_new (self);
+  self->output = _pin_tls_output_stream_new (self);
+
+  return TRUE;
+}
+
+/* GObject -------------------------------------------------------------- */
+
+static gpointer
+copy_byte_array (gconstpointer array,
+                 gpointer      user_data)
+{
+  return g_byte_array_ref ((GByteArray *) array);
+}
+
+static void
+pin_tls_client_connection_get_property (GObject    *object,
+                                        guint       prop_id,
+                                        GValue     *value,
+                                        GParamSpec *pspec)
+{
+  PinTlsClientConnection *self = PIN_TLS_CLIENT_CONNECTION (object);
+
+  g_mutex_lock (&self->lock);
+  switch (prop_id)
+    {
+    case PROP_PINS:
+      g_value_set_object (value, self->pins);
+      break;
+    case PROP_MODE:
+      g_value_set_enum (value, self->mode);
+      break;
+    case PROP_PRESENTED_PINS:
+      g_value_set_boxed (value, self->presented_pins);
+      break;
+    case PROP_BASE_IO_STREAM:
+      g_value_set_object (value, self->base_io_stream);
+      break;
+    case PROP_REQUIRE_CLOSE_NOTIFY:
+      g_value_set_boolean (value, self->require_close_notify);
+      break;
+    case PROP_REHANDSHAKE_MODE:
+      g_value_set_enum (value, G_TLS_REHANDSHAKE_SAFELY);
+      break;
+    case PROP_USE_SYSTEM_CERTDB:
+      g_value_set_boolean (value, self->use_system_certdb);
+      break;
+    case PROP_DATABASE:
+      if (self->database_is_set)
+        g_value_set_object (value, self->database);
+      else if (self->use_system_certdb)
+        g_value_set_object (value, g_tls_backend_get_default_database (g_tls_backend_get_default ()));
+      break;
+    case PROP_INTERACTION:
+      g_value_set_object (value, self->interaction);
+      break;
+    case PROP_CERTIFICATE:
+      g_value_set_object (value, self->certificate);
+      break;
+    case PROP_PEER_CERTIFICATE:
+      g_value_set_object (value, get_peer_certificate (self));
+      break;
+    case PROP_PEER_CERTIFICATE_ERRORS:
+      g_value_set_flags (value, self->peer_certificate_errors);
+      break;
+    case PROP_ADVERTISED_PROTOCOLS:
+      g_value_set_boxed (value, self->advertised_protocols);
+      break;
+    case PROP_NEGOTIATED_PROTOCOL:
+      g_value_set_string (value, self->negotiated_protocol);
+      break;
+    case PROP_PROTOCOL_VERSION:
+      g_value_set_enum (value, self->protocol_version);
+      break;
+    case PROP_CIPHERSUITE_NAME:
+      g_value_set_string (value, self->ciphersuite_name);
+      break;
+    case PROP_VALIDATION_FLAGS:
+      g_value_set_flags (value, self->validation_flags);
+      break;
+    case PROP_SERVER_IDENTITY:
+      g_value_set_object (value, self->server_identity);
+      break;
+    case PROP_USE_SSL3:
+      g_value_set_boolean (value, FALSE);
+      break;
+    case PROP_ACCEPTED_CAS:
+      g_value_set_pointer (value, g_list_copy_deep (self->accepted_cas,
+                                                    copy_byte_array, NULL));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+    }
+  g_mutex_unlock (&self->lock);
+}
+
+static void
+pin_tls_client_connection_set_property (GObject      *object,
+                                        guint         prop_id,
+                                        const GValue *value,
+                                        GParamSpec   *pspec)
+{
+  PinTlsClientConnection *self = PIN_TLS_CLIENT_CONNECTION (object);
+
+  g_mutex_lock (&self->lock);
+  switch (prop_id)
+    {
+    case PROP_PINS:
+      g_set_object (&self->pins, g_value_get_object (value));
+      break;
+    case PROP_MODE:
+      self->mode = g_value_get_enum (value);
+      break;
+    case PROP_BASE_IO_STREAM:
+      g_set_object (&self->base_io_stream, g_value_get_object (value));
+      break;
+    case PROP_REQUIRE_CLOSE_NOTIFY:
+      self->require_close_notify = g_value_get_boolean (value);
+      break;
+    case PROP_REHANDSHAKE_MODE:
+    case PROP_USE_SSL3:
+      /* Deprecated by GIO; pintls never renegotiates nor speaks SSL 3. */
+      break;
+    case PROP_USE_SYSTEM_CERTDB:
+      self->use_system_certdb = g_value_get_boolean (value);
+      break;
+    case PROP_DATABASE:
+      g_set_object (&self->database, g_value_get_object (value));
+      self->database_is_set = TRUE;
+      break;
+    case PROP_INTERACTION:
+      g_set_object (&self->interaction, g_value_get_object (value));
+      break;
+    case PROP_CERTIFICATE:
+      g_set_object (&self->certificate, g_value_get_object (value));
+      break;
+    case PROP_ADVERTISED_PROTOCOLS:
+      g_strfreev (self->advertised_protocols);
+      self->advertised_protocols = g_value_dup_boxed (value);
+      break;
+    case PROP_VALIDATION_FLAGS:
+      self->validation_flags = g_value_get_flags (value);
+      break;
+    case PROP_SERVER_IDENTITY:
+      g_set_object (&self->server_identity, g_value_get_object (value));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+    }
+  g_mutex_unlock (&self->lock);
+}
+
+static void
+pin_tls_client_connection_finalize (GObject *object)
+{
+  PinTlsClientConnection *self = PIN_TLS_CLIENT_CONNECTION (object);
+
+  g_clear_object (&self->input);
+  g_clear_object (&self->output);
+  g_clear_pointer (&self->session, gnutls_deinit);
+  g_clear_pointer (&self->trust, _pin_tls_trust_free);
+  g_clear_object (&self->base_io_stream);
+  g_clear_object (&self->pins);
+  g_clear_object (&self->server_identity);
+  g_clear_object (&self->database);
+  g_clear_object (&self->interaction);
+  g_clear_object (&self->certificate);
+  g_clear_pointer (&self->advertised_protocols, g_strfreev);
+  g_clear_pointer (&self->server_name, g_free);
+  g_clear_pointer (&self->peer_chain, g_ptr_array_unref);
+  g_clear_object (&self->peer_certificate);
+  g_clear_pointer (&self->presented_pins, g_strfreev);
+  g_clear_pointer (&self->negotiated_protocol, g_free);
+  g_clear_pointer (&self->ciphersuite_name, g_free);
+  g_list_free_full (self->accepted_cas, (GDestroyNotify) g_byte_array_unref);
+  g_clear_error (&self->handshake_error);
+  g_clear_object (&self->wake);
+  g_mutex_clear (&self->lock);
+  g_cond_clear (&self->cond);
+
+  G_OBJECT_CLASS (pin_tls_client_connection_parent_class)->finalize (object);
+}
+
+static void
+pin_tls_client_connection_class_init (PinTlsClientConnectionClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GIOStreamClass *stream_class = G_IO_STREAM_CLASS (klass);
+  GTlsConnectionClass *connection_class = G_TLS_CONNECTION_CLASS (klass);
+
+  object_class->get_property = pin_tls_client_connection_get_property;
+  object_class->set_property = pin_tls_client_connection_set_property;
+  object_class->finalize = pin_tls_client_connection_finalize;
+
+  stream_class->get_input_stream = pin_tls_client_connection_get_input_stream;
+  stream_class->get_output_stream = pin_tls_client_connection_get_output_stream;
+  stream_class->close_fn = pin_tls_client_connection_close;
+
+  connection_class->handshake = pin_tls_client_connection_handshake;
+  connection_class->handshake_async = pin_tls_client_connection_handshake_async;
+  connection_class->handshake_finish = pin_tls_client_connection_handshake_finish;
+  connection_class->get_binding_data = pin_tls_client_connection_get_binding_data;
+  connection_class->get_negotiated_protocol = pin_tls_client_connection_get_negotiated_protocol;
+
+  /**
+   * PinTlsClientConnection:pins:
+   *
+   * The pins the server must match. Set once, at construction.
+   */
+  own_props[PROP_PINS] =
+    g_param_spec_object ("pins", NULL, NULL, PIN_TLS_TYPE_PIN_SET,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY
+                         | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * PinTlsClientConnection:mode:
+   *
+   * How the server is trusted: by pins alone, or by a certificate
+   * authority and pins. Read when the handshake starts.
+   */
+  own_props[PROP_MODE] =
+    g_param_spec_enum ("mode", NULL, NULL, PIN_TLS_TYPE_MODE,
+                       PIN_TLS_MODE_PIN_ONLY,
+                       G_PARAM_READWRITE | G_PARAM_CONSTRUCT
+                       | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * PinTlsClientConnection:presented-pins:
+   *
+   * The public-key pin (`sha256/…`) of every certificate the server
+   * presented in the last handshake, in the order it sent them, leaf first;
+   * also after a failed handshake. This is how to see what a server
+   * presents when its pins do not match.
+   */
+  own_props[PROP_PRESENTED_PINS] =
+    g_param_spec_boxed ("presented-pins", NULL, NULL, G_TYPE_STRV,
+                        G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+
+  g_object_class_install_properties (object_class, N_OWN_PROPS, own_props);
+
+  g_object_class_override_property (object_class, PROP_BASE_IO_STREAM, "base-io-stream");
+  g_object_class_override_property (object_class, PROP_REQUIRE_CLOSE_NOTIFY, "require-close-notify");
+  g_object_class_override_property (object_class, PROP_REHANDSHAKE_MODE, "rehandshake-mode");
+  g_object_class_override_property (object_class, PROP_USE_SYSTEM_CERTDB, "use-system-certdb");
+  g_object_class_override_property (object_class, PROP_DATABASE, "database");
+  g_object_class_override_property (object_class, PROP_INTERACTION, "interaction");
+  g_object_class_override_property (object_class, PROP_CERTIFICATE, "certificate");
+  g_object_class_override_property (object_class, PROP_PEER_CERTIFICATE, "peer-certificate");
+  g_object_class_override_property (object_class, PROP_PEER_CERTIFICATE_ERRORS, "peer-certificate-errors");
+  g_object_class_override_property (object_class, PROP_ADVERTISED_PROTOCOLS, "advertised-protocols");
+  g_object_class_override_property (object_class, PROP_NEGOTIATED_PROTOCOL, "negotiated-protocol");
+  g_object_class_override_property (object_class, PROP_PROTOCOL_VERSION, "protocol-version");
+  g_object_class_override_property (object_class, PROP_CIPHERSUITE_NAME, "ciphersuite-name");
+  g_object_class_override_property (object_class, PROP_VALIDATION_FLAGS, "validation-flags");
+  g_object_class_override_property (object_class, PROP_SERVER_IDENTITY, "server-identity");
+  g_object_class_override_property (object_class, PROP_USE_SSL3, "use-ssl3");
+  g_object_class_override_property (object_class, PROP_ACCEPTED_CAS, "accepted-cas");
+}
+
+static void
+pin_tls_client_connection_init (PinTlsClientConnection *self)
+{
+  g_mutex_init (&self->lock);
+  g_cond_init (&self->cond);
+  self->wake = g_cancellable_new ();
+  self->protocol_version = G_TLS_PROTOCOL_VERSION_UNKNOWN;
+}
+
+static void
+pin_tls_client_connection_initable_iface_init (GInitableIface *iface)
+{
+  iface->init = pin_tls_client_connection_initable_init;
+}
+
+static void
+pin_tls_client_connection_client_iface_init (GTlsClientConnectionInterface *iface)
+{
+  iface->copy_session_state = pin_tls_client_connection_copy_session_state;
+}
+
+/* Public API ----------------------------------------------------------- */
+
+/**
+ * pin_tls_client_connection_new:
+ * @base_io_stream: the stream to run TLS over, usually a
+ *   [class@Gio.SocketConnection]; both of its streams must be pollable
+ * @server_identity: the server's name or address: sent as SNI and, in
+ *   %PIN_TLS_MODE_CA_AND_PINS mode, checked against its certificate
+ * @pins: the pins the server must match
+ * @error: return location for a #GError
+ *
+ * Creates a pinned TLS client connection over @base_io_stream in
+ * %PIN_TLS_MODE_PIN_ONLY mode; set [property@PinTls.ClientConnection:mode]
+ * before the handshake to change that. The handshake runs when
+ * [method@Gio.TlsConnection.handshake] is called or at the first read or
+ * write.
+ *
+ * The error is %G_IO_ERROR_NOT_SUPPORTED if @base_io_stream is not
+ * pollable, or in the %G_TLS_ERROR domain if GnuTLS cannot set up a
+ * session.
+ *
+ * Returns: (transfer full): the new connection, or %NULL on error
+ */
+PinTlsClientConnection *
+pin_tls_client_connection_new (GIOStream          *base_io_stream,
+                               GSocketConnectable *server_identity,
+                               PinTlsPinSet       *pins,
+                               GError            **error)
+{
+  g_return_val_if_fail (G_IS_IO_STREAM (base_io_stream), NULL);
+  g_return_val_if_fail (G_IS_SOCKET_CONNECTABLE (server_identity), NULL);
+  g_return_val_if_fail (PIN_TLS_IS_PIN_SET (pins), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return g_initable_new (PIN_TLS_TYPE_CLIENT_CONNECTION, NULL, error,
+                         "base-io-stream", base_io_stream,
+                         "server-identity", server_identity,
+                         "pins", pins,
+                         NULL);
+}
+
+/**
+ * pin_tls_client_connection_get_pins:
+ * @self: a connection
+ *
+ * Returns: (transfer none): the pins the server must match
+ */
+PinTlsPinSet *
+pin_tls_client_connection_get_pins (PinTlsClientConnection *self)
+{
+  g_return_val_if_fail (PIN_TLS_IS_CLIENT_CONNECTION (self), NULL);
+
+  return self->pins;
+}
+
+/**
+ * pin_tls_client_connection_get_mode:
+ * @self: a connection
+ *
+ * Returns: how the server is trusted
+ */
+PinTlsMode
+pin_tls_client_connection_get_mode (PinTlsClientConnection *self)
+{
+  g_return_val_if_fail (PIN_TLS_IS_CLIENT_CONNECTION (self), PIN_TLS_MODE_PIN_ONLY);
+
+  return self->mode;
+}
+
+/**
+ * pin_tls_client_connection_set_mode:
+ * @self: a connection
+ * @mode: how the server is trusted
+ *
+ * Chooses how the server is trusted. It takes effect at the handshake, so
+ * set it before.
+ */
+void
+pin_tls_client_connection_set_mode (PinTlsClientConnection *self,
+                                    PinTlsMode              mode)
+{
+  g_return_if_fail (PIN_TLS_IS_CLIENT_CONNECTION (self));
+
+  if (self->mode == mode)
+    return;
+
+  g_mutex_lock (&self->lock);
+  self->mode = mode;
+  g_mutex_unlock (&self->lock);
+  g_object_notify_by_pspec (G_OBJECT (self), own_props[PROP_MODE]);
+}
+
+/**
+ * pin_tls_client_connection_get_presented_pins:
+ * @self: a connection
+ *
+ * Gets the public-key pins of the certificates the server presented in the
+ * last handshake, in the order it sent them: see
+ * [property@PinTls.ClientConnection:presented-pins].
+ *
+ * Returns: (transfer full) (nullable) (array zero-terminated=1): the pins,
+ *   or %NULL before a server presented certificates
+ */
+char **
+pin_tls_client_connection_get_presented_pins (PinTlsClientConnection *self)
+{
+  char **pins;
+
+  g_return_val_if_fail (PIN_TLS_IS_CLIENT_CONNECTION (self), NULL);
+
+  g_mutex_lock (&self->lock);
+  pins = g_strdupv (self->presented_pins);
+  g_mutex_unlock (&self->lock);
+
+  return pins;
+}

@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* Connecting to a server: a handshaken pinned connection in one call, and
+ * a look at the certificates a server presents, for learning its pins. */
+
+#include "pin-tls-private.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+/* A handshake that has not progressed in this long has failed. */
+#define FETCH_TIMEOUT_SECONDS 30
+
+/* GnuTLS sends the client's last handshake flight in more than one write;
+ * under Nagle's algorithm the second write waits for the server's delayed
+ * acknowledgement, about 40 ms per handshake. */
+static void
+disable_nagle (GSocketConnection *connection)
+{
+  GSocket *socket = g_socket_connection_get_socket (connection);
+
+  if (g_socket_get_family (socket) != G_SOCKET_FAMILY_UNIX)
+    g_socket_set_option (socket, IPPROTO_TCP, TCP_NODELAY, TRUE, NULL);
+}
+
+static GSocketConnection *
+connect_tcp (GSocketConnectable *address,
+             guint               timeout,
+             GCancellable       *cancellable,
+             GError            **error)
+{
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+  GSocketConnection *connection;
+
+  g_socket_client_set_timeout (client, timeout);
+  connection = g_socket_client_connect (client, address, cancellable, error);
+  if (connection != NULL)
+    disable_nagle (connection);
+
+  return connection;
+}
+
+/**
+ * pin_tls_connect:
+ * @host_and_port: the server, as `host`, `host:port` or `[address]:port`
+ * @default_port: the port to use if @host_and_port has none
+ * @pins: the pins the server must match
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Connects to a server and completes a TLS handshake that accepts only a
+ * server presenting a pinned certificate or key, in
+ * %PIN_TLS_MODE_PIN_ONLY mode: the pins are the whole trust decision, so
+ * self-signed servers work. The host name is sent as SNI.
+ *
+ * ```c
+ * g_autoptr(PinTlsClientConnection) connection =
+ *   pin_tls_connect ("example.com:8443", 443, pins, NULL, &error);
+ *
+ * if (g_error_matches (error, PIN_TLS_ERROR, PIN_TLS_ERROR_PIN_MISMATCH))
+ *   g_printerr ("The server has a new certificate: please update.\n");
+ * ```
+ *
+ * The error is %PIN_TLS_ERROR_PIN_MISMATCH if the server presented no
+ * pinned certificate, an error in the %G_TLS_ERROR domain for other TLS
+ * failures, and one in the %G_IO_ERROR domain (such as
+ * %G_IO_ERROR_CONNECTION_REFUSED or %G_IO_ERROR_CANCELLED) if the server
+ * cannot be reached.
+ *
+ * Returns: (transfer full): a connection that has completed its handshake,
+ *   or %NULL on error
+ */
+PinTlsClientConnection *
+pin_tls_connect (const char   *host_and_port,
+                 guint16       default_port,
+                 PinTlsPinSet *pins,
+                 GCancellable *cancellable,
+                 GError      **error)
+{
+  g_autoptr(GSocketConnectable) address = NULL;
+  g_autoptr(GSocketConnection) tcp = NULL;
+  g_autoptr(PinTlsClientConnection) connection = NULL;
+
+  g_return_val_if_fail (host_and_port != NULL, NULL);
+  g_return_val_if_fail (PIN_TLS_IS_PIN_SET (pins), NULL);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  address = g_network_address_parse (host_and_port, default_port, error);
+  if (address == NULL)
+    return NULL;
+
+  tcp = connect_tcp (address, 0, cancellable, error);
+  if (tcp == NULL)
+    return NULL;
+
+  connection = pin_tls_client_connection_new (G_IO_STREAM (tcp), address, pins,
+                                              error);
+  if (connection == NULL
+      || !g_tls_connection_handshake (G_TLS_CONNECTION (connection),
+                                      cancellable, error))
+    return NULL;
+
+  return g_steal_pointer (&connection);
+}
+
+typedef struct
+{
+  GPollableInputStream *input;
+  GPollableOutputStream *output;
+  GCancellable *cancellable;
+  GPtrArray *chain;
+} FetchState;
+
+static ssize_t
+fetch_pull_cb (gnutls_transport_ptr_t transport,
+               void                  *buffer,
+               size_t                 size)
+{
+  FetchState *state = transport;
+
+  return g_pollable_stream_read (G_INPUT_STREAM (state->input), buffer, size,
+                                 TRUE, state->cancellable, NULL);
+}
+
+static ssize_t
+fetch_push_cb (gnutls_transport_ptr_t transport,
+               const void            *buffer,
+               size_t                 size)
+{
+  FetchState *state = transport;
+
+  return g_pollable_stream_write (G_OUTPUT_STREAM (state->output), buffer, size,
+                                  TRUE, state->cancellable, NULL);
+}
+
+/* Copies the server's certificates and stops the handshake: nothing about
+ * this server is trusted, and no data will follow. */
+static int
+fetch_capture_cb (gnutls_session_t session)
+{
+  FetchState *state = gnutls_session_get_ptr (session);
+  const gnutls_datum_t *peers;
+  unsigned int n_peers = 0;
+  unsigned int i;
+
+  peers = gnutls_certificate_get_peers (session, &n_peers);
+  for (i = 0; peers != NULL && i < n_peers; i++)
+    g_ptr_array_add (state->chain, g_bytes_new (peers[i].data, peers[i].size));
+
+  return GNUTLS_E_CERTIFICATE_ERROR;
+}
+
+static gboolean
+fetch_handshake (FetchState *state,
+                 const char *server_name,
+                 GError    **error)
+{
+  static gnutls_certificate_credentials_t credentials;
+  gnutls_session_t session;
+  int ret;
+
+  if (g_once_init_enter (&credentials))
+    {
+      gnutls_certificate_credentials_t created;
+
+      gnutls_certificate_allocate_credentials (&created);
+      g_once_init_leave (&credentials, created);
+    }
+
+  gnutls_init (&session, GNUTLS_CLIENT | GNUTLS_NO_TICKETS);
+  gnutls_set_default_priority (session);
+  gnutls_credentials_set (session, GNUTLS_CRD_CERTIFICATE, credentials);
+  if (!g_hostname_is_ip_address (server_name))
+    gnutls_server_name_set (session, GNUTLS_NAME_DNS, server_name,
+                            strlen (server_name));
+  gnutls_session_set_ptr (session, state);
+  gnutls_session_set_verify_function (session, fetch_capture_cb);
+  gnutls_transport_set_ptr (session, state);
+  gnutls_transport_set_pull_function (session, fetch_pull_cb);
+  gnutls_transport_set_push_function (session, fetch_push_cb);
+
+  do
+    ret = gnutls_handshake (session);
+  while (ret < 0 && !gnutls_error_is_fatal (ret) && state->chain->len == 0);
+
+  if (state->chain->len == 0)
+    {
+      if (ret == 0)
+        g_set_error_literal (error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE,
+                             "The server presented no certificate");
+      else
+        g_propagate_error (error, _pin_tls_error_from_gnutls (session, ret, TRUE));
+    }
+  gnutls_deinit (session);
+
+  return state->chain->len > 0;
+}
+
+/**
+ * pin_tls_fetch_server_chain:
+ * @host_and_port: the server, as `host`, `host:port` or `[address]:port`
+ * @default_port: the port to use if @host_and_port has none
+ * @server_name: (nullable): the name to send as SNI, if not the host of
+ *   @host_and_port
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Connects to a server and returns the certificates it presents, without
+ * trusting them: the handshake stops once they arrive, and no data is
+ * exchanged. This is how to learn a server's pins, with
+ * [func@PinTls.spki_pin_for_der] and [func@PinTls.find_issuer_path]. What
+ * it returns comes from whoever answered, so check the pins out of band
+ * before shipping them.
+ *
+ * The error is in the %G_IO_ERROR domain if the server cannot be reached,
+ * and in the %G_TLS_ERROR domain if the handshake fails before the server
+ * presents certificates.
+ *
+ * Returns: (transfer full) (element-type GBytes): the DER certificates as
+ *   the server sent them, leaf first, or %NULL on error
+ */
+GPtrArray *
+pin_tls_fetch_server_chain (const char   *host_and_port,
+                            guint16       default_port,
+                            const char   *server_name,
+                            GCancellable *cancellable,
+                            GError      **error)
+{
+  g_autoptr(GSocketConnectable) address = NULL;
+  g_autoptr(GSocketConnection) tcp = NULL;
+  g_autoptr(GPtrArray) chain = NULL;
+  g_autofree char *name = NULL;
+  FetchState state;
+
+  g_return_val_if_fail (host_and_port != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  address = g_network_address_parse (host_and_port, default_port, error);
+  if (address == NULL)
+    return NULL;
+
+  name = _pin_tls_normalize_host_name (server_name ? server_name
+                                       : g_network_address_get_hostname (G_NETWORK_ADDRESS (address)),
+                                       error);
+  if (name == NULL)
+    return NULL;
+
+  tcp = connect_tcp (address, FETCH_TIMEOUT_SECONDS, cancellable, error);
+  if (tcp == NULL)
+    return NULL;
+
+  chain = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  state.input = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (G_IO_STREAM (tcp)));
+  state.output = G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (G_IO_STREAM (tcp)));
+  state.cancellable = cancellable;
+  state.chain = chain;
+
+  if (!fetch_handshake (&state, name, error))
+    return NULL;
+
+  return g_steal_pointer (&chain);
+}

@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* Server names as pintls compares and sends them, and text quoted back to
+ * users in error messages. */
+
+#include "pin-tls-private.h"
+
+#include <string.h>
+
+#define MAX_LABEL_LENGTH 63
+#define MAX_NAME_LENGTH 253
+#define MAX_QUOTED_CHARS 64
+
+static gboolean
+invalid_name (const char *name,
+              const char *reason,
+              GError    **error)
+{
+  g_autofree char *shown = _pin_tls_describe_text (name);
+
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+               "Invalid server name %s: %s", shown, reason);
+  return FALSE;
+}
+
+static gboolean
+check_labels (const char *original,
+              const char *ascii,
+              GError    **error)
+{
+  g_auto(GStrv) labels = g_strsplit (ascii, ".", -1);
+  guint i;
+
+  if (strlen (ascii) > MAX_NAME_LENGTH)
+    return invalid_name (original, "it is longer than 253 characters", error);
+
+  for (i = 0; labels[i] != NULL; i++)
+    {
+      const char *c;
+
+      if (labels[i][0] == '\0')
+        return invalid_name (original, "it has an empty label", error);
+      if (strlen (labels[i]) > MAX_LABEL_LENGTH)
+        return invalid_name (original, "a label is longer than 63 characters",
+                             error);
+
+      for (c = labels[i]; *c != '\0'; c++)
+        {
+          if (!g_ascii_isalnum (*c) && *c != '-' && *c != '_')
+            return invalid_name (original, "it holds a character that no "
+                                 "host name may hold", error);
+        }
+    }
+
+  return TRUE;
+}
+
+/* Returns @name as pintls compares and sends it: IP addresses as they are,
+ * host names in lower case with one trailing dot removed and
+ * internationalised labels as A-labels ("xn--…"). */
+char *
+_pin_tls_normalize_host_name (const char *name,
+                              GError    **error)
+{
+  g_autofree char *trimmed = NULL;
+  g_autofree char *ascii = NULL;
+  gsize length;
+
+  if (name == NULL || *name == '\0')
+    return (invalid_name ("", "it is empty", error), NULL);
+
+  if (g_hostname_is_ip_address (name))
+    return g_strdup (name);
+
+  length = strlen (name);
+  trimmed = g_strndup (name, name[length - 1] == '.' ? length - 1 : length);
+
+  ascii = g_hostname_to_ascii (trimmed);
+  if (ascii == NULL)
+    return (invalid_name (name, "it is not a valid host name", error), NULL);
+
+  if (!check_labels (name, ascii, error))
+    return NULL;
+
+  return g_ascii_strdown (ascii, -1);
+}
+
+/* The host name or address a connectable stands for, if it has one. */
+char *
+_pin_tls_identity_host_name (GSocketConnectable *identity)
+{
+  if (G_IS_NETWORK_ADDRESS (identity))
+    return g_strdup (g_network_address_get_hostname (G_NETWORK_ADDRESS (identity)));
+
+  if (G_IS_NETWORK_SERVICE (identity))
+    return g_strdup (g_network_service_get_domain (G_NETWORK_SERVICE (identity)));
+
+  if (G_IS_INET_SOCKET_ADDRESS (identity))
+    {
+      GInetAddress *address =
+        g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (identity));
+
+      return g_inet_address_to_string (address);
+    }
+
+  return NULL;
+}
+
+/* Quotes user-given text for a message: control characters and invalid
+ * UTF-8 escaped, and long text cut short. */
+char *
+_pin_tls_describe_text (const char *text)
+{
+  g_autofree char *valid = g_utf8_make_valid (text, -1);
+  g_autofree char *escaped = NULL;
+  GString *quoted = g_string_new ("“");
+  const char *end;
+
+  if (g_utf8_strlen (valid, -1) > MAX_QUOTED_CHARS)
+    {
+      end = g_utf8_offset_to_pointer (valid, MAX_QUOTED_CHARS);
+      escaped = g_strndup (valid, end - valid);
+    }
+  else
+    {
+      escaped = g_strdup (valid);
+    }
+
+  for (end = escaped; *end != '\0'; end = g_utf8_next_char (end))
+    {
+      gunichar c = g_utf8_get_char (end);
+
+      if (g_unichar_iscntrl (c))
+        g_string_append_printf (quoted, "\\x%02x", c);
+      else
+        g_string_append_unichar (quoted, c);
+    }
+
+  if (strlen (escaped) < strlen (valid))
+    g_string_append (quoted, "…");
+  g_string_append (quoted, "”");
+
+  return g_string_free (quoted, FALSE);
+}

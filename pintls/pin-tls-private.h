@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* Helpers shared by the library's own files; not installed. */
+
+#pragma once
+
+#include <gio/gio.h>
+#include <gnutls/abstract.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+
+#include "pin-tls-client-connection.h"
+#include "pin-tls-connect.h"
+#include "pin-tls-error.h"
+#include "pin-tls-gnutls.h"
+#include "pin-tls-pin-set.h"
+#include "pin-tls-verify.h"
+
+G_BEGIN_DECLS
+
+#define PIN_TLS_DIGEST_SIZE 32
+
+/* What a pin's digest is taken over. */
+typedef enum
+{
+  PIN_TLS_PIN_KIND_SPKI,        /* SHA-256 of the DER SubjectPublicKeyInfo */
+  PIN_TLS_PIN_KIND_CERTIFICATE, /* SHA-256 of the whole DER certificate */
+} PinTlsPinKind;
+
+/* pin-tls-pin-set.c */
+gboolean _pin_tls_pin_set_contains (PinTlsPinSet *set,
+                                    PinTlsPinKind kind,
+                                    const guint8 *digest);
+gboolean _pin_tls_pin_set_has_kind (PinTlsPinSet *set,
+                                    PinTlsPinKind kind);
+const guint8 *_pin_tls_pin_set_get_digest (PinTlsPinSet *set);
+char *_pin_tls_pin_set_describe (PinTlsPinSet *set);
+gboolean _pin_tls_spki_digest (gnutls_x509_crt_t crt,
+                               guint8           *digest);
+char *_pin_tls_format_spki_pin (const guint8 *digest);
+
+/* pin-tls-names.c */
+char *_pin_tls_normalize_host_name (const char *name,
+                                    GError    **error);
+char *_pin_tls_identity_host_name (GSocketConnectable *identity);
+char *_pin_tls_describe_text (const char *text);
+
+/* pin-tls-verify.c: the peer chain, parsed once per handshake. */
+typedef struct
+{
+  gnutls_x509_crt_t *certs; /* as the server sent them, leaf first */
+  guint n_certs;
+  guint *path;              /* indices into certs: the issuer path from the leaf */
+  guint path_length;
+  gnutls_x509_crt_t anchor; /* trust anchor the path ends at, or NULL */
+} PinTlsChain;
+
+/* Where CA_AND_PINS mode gets its trust decisions from. */
+typedef struct _PinTlsTrust PinTlsTrust;
+struct _PinTlsTrust
+{
+  GTlsCertificateFlags (*verify) (PinTlsTrust *trust,
+                                  PinTlsChain *chain,
+                                  const char  *server_name);
+  gnutls_x509_crt_t (*lookup_issuer) (PinTlsTrust      *trust,
+                                      gnutls_x509_crt_t certificate);
+  void (*destroy) (PinTlsTrust *trust);
+};
+
+typedef struct
+{
+  gboolean accepted;
+  GError *error;                    /* why the chain was refused */
+  GTlsCertificateFlags ca_errors;   /* CA_AND_PINS: what validation found */
+  gboolean pin_matched;
+  char **presented_pins;            /* every certificate as sent, leaf first */
+  guint *path;                      /* the issuer path, as indices of the chain */
+  guint path_length;
+} PinTlsVerdict;
+
+PinTlsChain *_pin_tls_chain_new (const gnutls_datum_t *der,
+                                 guint                 n_certs,
+                                 GError              **error);
+void _pin_tls_chain_free (PinTlsChain *chain);
+void _pin_tls_chain_build_path (PinTlsChain *chain,
+                                PinTlsTrust *trust);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (PinTlsChain, _pin_tls_chain_free)
+
+void _pin_tls_verdict_compute (PinTlsVerdict        *verdict,
+                               PinTlsPinSet         *pins,
+                               const gnutls_datum_t *der,
+                               guint                 n_certs,
+                               PinTlsMode            mode,
+                               const char           *server_name,
+                               PinTlsTrust          *trust);
+void _pin_tls_verdict_clear (PinTlsVerdict *verdict);
+GTlsCertificateFlags _pin_tls_ca_flags_from_gnutls (int      result,
+                                                    unsigned status);
+char *_pin_tls_describe_ca_flags (GTlsCertificateFlags flags,
+                                  const char          *server_name);
+PinTlsTrust *_pin_tls_trust_new_for_list (gnutls_x509_trust_list_t list);
+void _pin_tls_trust_free (PinTlsTrust *trust);
+gnutls_x509_trust_list_t _pin_tls_system_trust_list (GError **error);
+
+/* pin-tls-gnutls.c: the enforcement installed on a session. */
+typedef struct _PinTlsSessionCheck PinTlsSessionCheck;
+
+/* Called inside the handshake once the verdict is known. The owner may
+ * change its decision only from "refuse" to "accept" for CA errors; a pin
+ * mismatch stays fatal whatever the hook returns. */
+typedef gboolean (*PinTlsVerdictHook) (PinTlsVerdict *verdict,
+                                       gpointer       user_data);
+
+PinTlsSessionCheck *_pin_tls_session_install (gnutls_session_t  session,
+                                              PinTlsPinSet     *pins,
+                                              PinTlsMode        mode,
+                                              const char       *server_name,
+                                              PinTlsTrust      *trust,
+                                              gboolean          owner_checks_resumed,
+                                              GError          **error);
+void _pin_tls_session_check_set_hook (PinTlsSessionCheck *check,
+                                      PinTlsVerdictHook   hook,
+                                      gpointer            user_data);
+gboolean _pin_tls_session_check_resumed (gnutls_session_t session,
+                                         GError         **error);
+GError *_pin_tls_error_from_gnutls (gnutls_session_t session,
+                                    int              code,
+                                    gboolean         handshaking);
+
+/* pin-tls-certificates.c: GIO certificates and databases. */
+GTlsCertificate *_pin_tls_certificate_new_from_path (GPtrArray *der_path,
+                                                     GError   **error);
+PinTlsTrust *_pin_tls_trust_new_for_database (GTlsDatabase    *database,
+                                              GTlsInteraction *interaction);
+
+/* pin-tls-streams.c */
+GInputStream *_pin_tls_input_stream_new (PinTlsClientConnection *connection);
+GOutputStream *_pin_tls_output_stream_new (PinTlsClientConnection *connection);
+
+/* pin-tls-client-connection.c: what the streams call. */
+gssize _pin_tls_client_connection_read (PinTlsClientConnection *self,
+                                        void                   *buffer,
+                                        gsize                   count,
+                                        gboolean                blocking,
+                                        GCancellable           *cancellable,
+                                        GError                **error);
+gssize _pin_tls_client_connection_write (PinTlsClientConnection *self,
+                                         const void             *buffer,
+                                         gsize                   count,
+                                         gboolean                blocking,
+                                         GCancellable           *cancellable,
+                                         GError                **error);
+gboolean _pin_tls_client_connection_close_side (PinTlsClientConnection *self,
+                                                GIOCondition            side,
+                                                GCancellable           *cancellable,
+                                                GError                **error);
+gboolean _pin_tls_client_connection_check (PinTlsClientConnection *self,
+                                           GIOCondition            condition);
+GSource *_pin_tls_client_connection_create_source (PinTlsClientConnection *self,
+                                                   GIOCondition            condition,
+                                                   GCancellable           *cancellable);
+
+G_END_DECLS
