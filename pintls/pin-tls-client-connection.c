@@ -82,6 +82,7 @@ typedef struct
   PinTlsClientConnection *connection;
   GMainContext *context;
   GCancellable *cancellable;
+  GThread *thread;          /* the thread that started it */
   GSource *source;          /* runs the next step */
   gboolean started;
   IoContext io;
@@ -338,7 +339,9 @@ op_must_wait (PinTlsClientConnection *self,
     case OP_WRITE:
       return self->writing;
     case OP_HANDSHAKE:
-      return self->reading || self->writing;
+      /* A handshake already done is only looked at: waiting for a read
+       * could wait for ever for a write that waits for this claim. */
+      return !self->handshake_done && (self->reading || self->writing);
     default:
       /* Closing sends close_notify, which is a write. */
       return self->writing;
@@ -399,7 +402,10 @@ op_refusal (PinTlsClientConnection *self,
 {
   GError *error = NULL;
 
-  if (g_cancellable_set_error_if_cancelled (cancellable, &error))
+  /* A handshake that can start checks its cancellable as it runs, so that
+   * cancelling it fails the connection for good. */
+  if ((op != OP_HANDSHAKE || op_must_wait (self, op))
+      && g_cancellable_set_error_if_cancelled (cancellable, &error))
     return error;
 
   if (op_is_closed (self, op))
@@ -511,7 +517,7 @@ create_trust (PinTlsClientConnection *self,
 
 static GPtrArray *
 copy_peer_path (PinTlsClientConnection *self,
-                PinTlsVerdict          *verdict)
+                PinTlsDecision          *verdict)
 {
   GPtrArray *chain = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
   const gnutls_datum_t *peers;
@@ -552,7 +558,7 @@ get_peer_certificate (PinTlsClientConnection *self)
  * errors, and only those. The emission happens on the thread running the
  * handshake, with no lock held. */
 static gboolean
-verdict_cb (PinTlsVerdict *verdict,
+verdict_cb (PinTlsDecision *verdict,
             gpointer       user_data)
 {
   PinTlsClientConnection *self = user_data;
@@ -744,7 +750,8 @@ run_handshake (PinTlsClientConnection *self,
 {
   int ret;
 
-  if (first_step && !prepare_handshake (self, error))
+  if (first_step && (g_cancellable_set_error_if_cancelled (io->cancellable, error)
+                     || !prepare_handshake (self, error)))
     return FALSE;
 
   set_handshake_thread (self, g_thread_self ());
@@ -798,6 +805,36 @@ negotiated_protocol (gnutls_session_t session)
     return NULL;
 
   return g_strndup ((const char *) protocol.data, protocol.size);
+}
+
+/* Called with the lock held: the asynchronous handshake waiting for its
+ * next step on a main context that this thread started it on or is
+ * iterating, with that context acquired; NULL if there is none. This
+ * thread must not wait for such a handshake: while it blocks, nothing may
+ * iterate the context that the handshake waits for. */
+static HandshakeJob *
+acquire_own_handshake (PinTlsClientConnection *self)
+{
+  HandshakeJob *job = self->handshake_job;
+
+  if (job == NULL || self->handshake_thread != NULL)
+    return NULL;
+  if (job->thread != g_thread_self () && !g_main_context_is_owner (job->context))
+    return NULL;
+
+  return g_main_context_acquire (job->context) ? job : NULL;
+}
+
+/* Stops the job's next step; its context must be acquired. */
+static void
+job_cancel_step (HandshakeJob *job)
+{
+  job->started = TRUE;
+  if (job->source != NULL)
+    {
+      g_source_destroy (job->source);
+      g_clear_pointer (&job->source, g_source_unref);
+    }
 }
 
 /* Ends a handshake, successful or not: records the result, wakes whatever
@@ -870,34 +907,56 @@ finish_handshake (PinTlsClientConnection *self,
 typedef enum
 {
   HANDSHAKE_START,
+  HANDSHAKE_CONTINUE,
   HANDSHAKE_DONE,
   HANDSHAKE_FAILED,
 } HandshakeStart;
 
-/* Claims the handshake unless it has already happened. */
+/* Claims the handshake unless it has already happened. An asynchronous
+ * handshake of this thread's is taken over instead, to run to its end
+ * here: @context is then set to its main context, acquired. */
 static HandshakeStart
 begin_handshake (PinTlsClientConnection *self,
                  GCancellable           *cancellable,
+                 GMainContext          **context,
                  GError                **error)
 {
+  HandshakeJob *job;
+  gboolean started;
   gboolean done;
 
   g_mutex_lock (&self->lock);
   done = self->handshake_done;
+  job = done ? NULL : acquire_own_handshake (self);
   g_mutex_unlock (&self->lock);
   if (done)
     return HANDSHAKE_DONE;
+
+  if (job != NULL)
+    {
+      started = job->started;
+      job_cancel_step (job);
+      *context = g_main_context_ref (job->context);
+      CONNECTION_DEBUG (self, "a blocking operation takes over the handshake");
+      return started ? HANDSHAKE_CONTINUE : HANDSHAKE_START;
+    }
 
   if (!claim_op (self, OP_HANDSHAKE, TRUE, cancellable, error))
     return HANDSHAKE_FAILED;
 
   g_mutex_lock (&self->lock);
   done = self->handshake_done;
-  if (done)
-    self->handshaking = FALSE;
   g_mutex_unlock (&self->lock);
 
-  return done ? HANDSHAKE_DONE : HANDSHAKE_START;
+  /* Another thread did it while this one waited; those still waiting
+   * must hear that the claim is given back. */
+  if (done)
+    {
+      yield_op (self, OP_HANDSHAKE);
+      return HANDSHAKE_DONE;
+    }
+
+  return HANDSHAKE_START;
 }
 
 static gboolean
@@ -908,20 +967,20 @@ pin_tls_client_connection_handshake (GTlsConnection *connection,
   PinTlsClientConnection *self = PIN_TLS_CLIENT_CONNECTION (connection);
   IoContext io = { TRUE, cancellable, NULL };
   g_autoptr(GError) local_error = NULL;
+  g_autoptr(GMainContext) context = NULL;
+  HandshakeStart start;
 
-  switch (begin_handshake (self, cancellable, error))
-    {
-    case HANDSHAKE_DONE:
-      return TRUE;
-    case HANDSHAKE_FAILED:
-      return FALSE;
-    case HANDSHAKE_START:
-      break;
-    }
+  start = begin_handshake (self, cancellable, &context, error);
+  if (start == HANDSHAKE_DONE)
+    return TRUE;
+  if (start == HANDSHAKE_FAILED)
+    return FALSE;
 
-  run_handshake (self, &io, TRUE, &local_error);
+  run_handshake (self, &io, start == HANDSHAKE_START, &local_error);
   g_clear_error (&io.error);
   finish_handshake (self, local_error);
+  if (context != NULL)
+    g_main_context_release (context);
 
   if (local_error != NULL)
     {
@@ -1028,6 +1087,7 @@ start_handshake_async (PinTlsClientConnection *self,
   job = g_new0 (HandshakeJob, 1);
   job->connection = g_object_ref (self);
   job->context = g_main_context_ref_thread_default ();
+  job->thread = g_thread_self ();
   job->cancellable = cancellable ? g_object_ref (cancellable) : NULL;
   job->io.cancellable = job->cancellable;
   self->handshake_job = job;
@@ -1395,41 +1455,29 @@ _pin_tls_client_connection_check (PinTlsClientConnection *self,
 
 /* Closing -------------------------------------------------------------- */
 
-/* Called with the lock held: an asynchronous handshake waiting on this
- * thread's main context would never finish while this thread waits for
- * it, so closing ends it instead. */
-static HandshakeJob *
-abandon_own_handshake (PinTlsClientConnection *self)
-{
-  if (self->handshake_job == NULL || self->handshake_thread != NULL
-      || !g_main_context_is_owner (self->handshake_job->context))
-    return NULL;
-
-  return self->handshake_job;
-}
-
+/* An asynchronous handshake of this thread's would never finish while
+ * this thread waits for it, so closing ends it instead. */
 static void
 stop_own_handshake (PinTlsClientConnection *self)
 {
   g_autoptr(GError) error = NULL;
+  g_autoptr(GMainContext) context = NULL;
   HandshakeJob *job;
 
   g_mutex_lock (&self->lock);
-  job = abandon_own_handshake (self);
+  job = acquire_own_handshake (self);
   g_mutex_unlock (&self->lock);
 
   if (job == NULL)
     return;
 
-  if (job->source != NULL)
-    {
-      g_source_destroy (job->source);
-      g_clear_pointer (&job->source, g_source_unref);
-    }
+  context = g_main_context_ref (job->context);
+  job_cancel_step (job);
 
   error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CLOSED,
                                "Connection closed during the TLS handshake");
   finish_handshake (self, error);
+  g_main_context_release (context);
 }
 
 static gboolean
@@ -1477,9 +1525,10 @@ _pin_tls_client_connection_close_side (PinTlsClientConnection *self,
   gboolean send_bye;
   gboolean closed;
 
-  if (self->session == NULL)
-    return self->base_io_stream == NULL
-           || close_base (self, G_IO_IN | G_IO_OUT, cancellable, error);
+  /* A connection whose initialisation failed never took the base stream
+   * over: it stays the caller's, open. Its streams are made last. */
+  if (self->input == NULL)
+    return TRUE;
 
   stop_own_handshake (self);
   if (!claim_op (self, op, TRUE, cancellable, error))
@@ -1712,7 +1761,7 @@ pin_tls_client_connection_get_property (GObject    *object,
       if (self->database_is_set)
         g_value_set_object (value, self->database);
       else if (self->use_system_certdb)
-        g_value_set_object (value, g_tls_backend_get_default_database (g_tls_backend_get_default ()));
+        g_value_take_object (value, g_tls_backend_get_default_database (g_tls_backend_get_default ()));
       break;
     case PROP_INTERACTION:
       g_value_set_object (value, self->interaction);
@@ -1988,6 +2037,8 @@ pin_tls_client_connection_new (GIOStream          *base_io_stream,
  * pin_tls_client_connection_get_pins:
  * @self: a connection
  *
+ * Gets the pin set the connection enforces, as given at construction.
+ *
  * Returns: (transfer none): the pins the server must match
  */
 PinTlsPinSet *
@@ -2001,6 +2052,8 @@ pin_tls_client_connection_get_pins (PinTlsClientConnection *self)
 /**
  * pin_tls_client_connection_get_mode:
  * @self: a connection
+ *
+ * Gets the [property@PinTls.ClientConnection:mode] the next handshake uses.
  *
  * Returns: how the server is trusted
  */

@@ -5,6 +5,7 @@
 
 #include "pin-tls-private.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
@@ -106,11 +107,30 @@ pin_tls_connect (const char   *host_and_port,
 
 typedef struct
 {
+  gnutls_session_t session;
   GPollableInputStream *input;
   GPollableOutputStream *output;
   GCancellable *cancellable;
+  GError *io_error;         /* why the socket failed, if it did */
   GPtrArray *chain;
 } FetchState;
+
+/* A failed read or write is fatal to the fetch: EIO tells GnuTLS not to
+ * retry, and the GError says why (a cancellation, a timeout). */
+static ssize_t
+fetch_transport_result (FetchState *state,
+                        gssize      result,
+                        GError     *error)
+{
+  if (result >= 0)
+    return result;
+
+  g_clear_error (&state->io_error);
+  state->io_error = error;
+  gnutls_transport_set_errno (state->session, EIO);
+
+  return -1;
+}
 
 static ssize_t
 fetch_pull_cb (gnutls_transport_ptr_t transport,
@@ -118,9 +138,13 @@ fetch_pull_cb (gnutls_transport_ptr_t transport,
                size_t                 size)
 {
   FetchState *state = transport;
+  GError *error = NULL;
+  gssize result;
 
-  return g_pollable_stream_read (G_INPUT_STREAM (state->input), buffer, size,
-                                 TRUE, state->cancellable, NULL);
+  result = g_pollable_stream_read (G_INPUT_STREAM (state->input), buffer, size,
+                                   TRUE, state->cancellable, &error);
+
+  return fetch_transport_result (state, result, error);
 }
 
 static ssize_t
@@ -129,9 +153,13 @@ fetch_push_cb (gnutls_transport_ptr_t transport,
                size_t                 size)
 {
   FetchState *state = transport;
+  GError *error = NULL;
+  gssize result;
 
-  return g_pollable_stream_write (G_OUTPUT_STREAM (state->output), buffer, size,
-                                  TRUE, state->cancellable, NULL);
+  result = g_pollable_stream_write (G_OUTPUT_STREAM (state->output), buffer,
+                                    size, TRUE, state->cancellable, &error);
+
+  return fetch_transport_result (state, result, error);
 }
 
 /* Copies the server's certificates and stops the handshake: nothing about
@@ -169,6 +197,7 @@ fetch_handshake (FetchState *state,
     }
 
   gnutls_init (&session, GNUTLS_CLIENT | GNUTLS_NO_TICKETS);
+  state->session = session;
   gnutls_set_default_priority (session);
   gnutls_credentials_set (session, GNUTLS_CRD_CERTIFICATE, credentials);
   if (!g_hostname_is_ip_address (server_name))
@@ -189,10 +218,13 @@ fetch_handshake (FetchState *state,
       if (ret == 0)
         g_set_error_literal (error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE,
                              "The server presented no certificate");
+      else if (state->io_error != NULL)
+        g_propagate_error (error, g_steal_pointer (&state->io_error));
       else
         g_propagate_error (error, _pin_tls_error_from_gnutls (session, ret, TRUE));
     }
   gnutls_deinit (session);
+  g_clear_error (&state->io_error);
 
   return state->chain->len > 0;
 }
@@ -217,8 +249,9 @@ fetch_handshake (FetchState *state,
  * and in the %G_TLS_ERROR domain if the handshake fails before the server
  * presents certificates.
  *
- * Returns: (transfer full) (element-type GBytes): the DER certificates as
- *   the server sent them, leaf first, or %NULL on error
+ * Returns: (transfer container) (element-type GBytes): the DER certificates
+ *   as the server sent them, leaf first, or %NULL on error. The array frees
+ *   its certificates: release it with g_ptr_array_unref().
  */
 GPtrArray *
 pin_tls_fetch_server_chain (const char   *host_and_port,
@@ -231,7 +264,7 @@ pin_tls_fetch_server_chain (const char   *host_and_port,
   g_autoptr(GSocketConnection) tcp = NULL;
   g_autoptr(GPtrArray) chain = NULL;
   g_autofree char *name = NULL;
-  FetchState state;
+  FetchState state = { NULL, };
 
   g_return_val_if_fail (host_and_port != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);

@@ -20,7 +20,7 @@ struct _PinTlsSessionCheck
   char *server_name;
   PinTlsTrust *trust;       /* NULL: the trust list of the session's credentials */
   gboolean owner_checks_resumed;
-  PinTlsVerdictHook hook;
+  PinTlsDecisionHook hook;
   gpointer hook_data;
 
   gboolean decided;         /* a verdict was reached in this handshake */
@@ -88,7 +88,7 @@ decide (gnutls_session_t    session,
   unsigned int n_peers = 0;
   PinTlsTrust *own_trust = NULL;
   PinTlsTrust *trust = check->trust;
-  PinTlsVerdict verdict;
+  PinTlsDecision verdict;
   gboolean accepted;
 
   peers = gnutls_certificate_get_peers (session, &n_peers);
@@ -99,7 +99,7 @@ decide (gnutls_session_t    session,
   if (trust == NULL && check->mode == PIN_TLS_MODE_CA_AND_PINS)
     trust = own_trust = credentials_trust (session);
 
-  _pin_tls_verdict_compute (&verdict, check->pins, peers, n_peers, check->mode,
+  _pin_tls_decision_compute (&verdict, check->pins, peers, n_peers, check->mode,
                             check->server_name, trust);
   g_clear_pointer (&own_trust, _pin_tls_trust_free);
 
@@ -115,7 +115,7 @@ decide (gnutls_session_t    session,
   g_clear_error (&check->error);
   if (!accepted)
     check->error = g_steal_pointer (&verdict.error);
-  _pin_tls_verdict_clear (&verdict);
+  _pin_tls_decision_clear (&verdict);
 
   return accepted;
 }
@@ -258,7 +258,7 @@ _pin_tls_session_install (gnutls_session_t session,
 
 void
 _pin_tls_session_check_set_hook (PinTlsSessionCheck *check,
-                                 PinTlsVerdictHook   hook,
+                                 PinTlsDecisionHook   hook,
                                  gpointer            user_data)
 {
   check->hook = hook;

@@ -74,6 +74,8 @@ _pin_tls_normalize_host_name (const char *name,
 
   length = strlen (name);
   trimmed = g_strndup (name, name[length - 1] == '.' ? length - 1 : length);
+  if (*trimmed == '\0')
+    return (invalid_name (name, "it has no label", error), NULL);
 
   ascii = g_hostname_to_ascii (trimmed);
   if (ascii == NULL)

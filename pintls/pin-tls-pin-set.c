@@ -356,9 +356,19 @@ parse_pin (const char *text,
   const char *rest;
   gboolean decoded;
 
-  if (has_prefix_nocase (text, "sha256//", &rest)
-      || has_prefix_nocase (text, "sha256/", &rest)
-      || has_prefix_nocase (text, "pin-sha256:", &rest))
+  if (has_prefix_nocase (text, "sha256/", &rest))
+    {
+      /* curl writes "sha256//", but a digest whose base64 starts with '/'
+       * also reads "sha256//" in OkHttp's spelling. Only one reading can
+       * decode to 32 bytes. */
+      pin->kind = PIN_TLS_PIN_KIND_SPKI;
+      decoded = (rest[0] == '/'
+                 && decode_base64_digest (rest, text, pin->digest, NULL));
+      if (!decoded)
+        decoded = decode_base64_digest (rest[0] == '/' ? rest + 1 : rest,
+                                        text, pin->digest, error);
+    }
+  else if (has_prefix_nocase (text, "pin-sha256:", &rest))
     {
       pin->kind = PIN_TLS_PIN_KIND_SPKI;
       decoded = decode_base64_digest (rest, text, pin->digest, error);
@@ -624,9 +634,12 @@ pin_tls_pin_set_new_from_file (const char *path,
   datum.data = (guchar *) contents;
   datum.size = length;
 
+  /* A DER certificate starts with 0x30, which is also '0', the first digit
+   * of many fingerprints; its length bytes make it invalid UTF-8. */
   if (strstr (contents, "-----BEGIN ") != NULL)
     added = add_pem_certificates (self, path, &datum, error);
-  else if (length > 0 && (guchar) contents[0] == 0x30)
+  else if (length > 0 && (guchar) contents[0] == 0x30
+           && !g_utf8_validate (contents, length, NULL))
     added = add_der_certificate (self, path, &datum, error);
   else
     added = add_pin_lines (self, path, contents, length, error);
@@ -721,6 +734,9 @@ pin_tls_pin_set_union (PinTlsPinSet *set,
 /**
  * pin_tls_pin_set_get_size:
  * @set: a pin set
+ *
+ * Counts the pins of @set. Pins given twice, in the same or in different
+ * syntaxes, count once.
  *
  * Returns: the number of distinct pins in @set, at least 1
  */

@@ -77,7 +77,7 @@ typedef struct
   char **presented_pins;            /* every certificate as sent, leaf first */
   guint *path;                      /* the issuer path, as indices of the chain */
   guint path_length;
-} PinTlsVerdict;
+} PinTlsDecision;
 
 PinTlsChain *_pin_tls_chain_new (const gnutls_datum_t *der,
                                  guint                 n_certs,
@@ -87,14 +87,14 @@ void _pin_tls_chain_build_path (PinTlsChain *chain,
                                 PinTlsTrust *trust);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (PinTlsChain, _pin_tls_chain_free)
 
-void _pin_tls_verdict_compute (PinTlsVerdict        *verdict,
+void _pin_tls_decision_compute (PinTlsDecision        *verdict,
                                PinTlsPinSet         *pins,
                                const gnutls_datum_t *der,
                                guint                 n_certs,
                                PinTlsMode            mode,
                                const char           *server_name,
                                PinTlsTrust          *trust);
-void _pin_tls_verdict_clear (PinTlsVerdict *verdict);
+void _pin_tls_decision_clear (PinTlsDecision *verdict);
 GTlsCertificateFlags _pin_tls_ca_flags_from_gnutls (int      result,
                                                     unsigned status);
 char *_pin_tls_describe_ca_flags (GTlsCertificateFlags flags,
@@ -109,7 +109,7 @@ typedef struct _PinTlsSessionCheck PinTlsSessionCheck;
 /* Called inside the handshake once the verdict is known. The owner may
  * change its decision only from "refuse" to "accept" for CA errors; a pin
  * mismatch stays fatal whatever the hook returns. */
-typedef gboolean (*PinTlsVerdictHook) (PinTlsVerdict *verdict,
+typedef gboolean (*PinTlsDecisionHook) (PinTlsDecision *verdict,
                                        gpointer       user_data);
 
 PinTlsSessionCheck *_pin_tls_session_install (gnutls_session_t  session,
@@ -120,7 +120,7 @@ PinTlsSessionCheck *_pin_tls_session_install (gnutls_session_t  session,
                                               gboolean          owner_checks_resumed,
                                               GError          **error);
 void _pin_tls_session_check_set_hook (PinTlsSessionCheck *check,
-                                      PinTlsVerdictHook   hook,
+                                      PinTlsDecisionHook   hook,
                                       gpointer            user_data);
 gboolean _pin_tls_session_check_resumed (gnutls_session_t session,
                                          GError         **error);

@@ -244,7 +244,7 @@ is_on_path (PinTlsChain *chain,
 }
 
 static void
-set_mismatch_error (PinTlsVerdict *verdict,
+set_mismatch_error (PinTlsDecision *verdict,
                     PinTlsChain   *chain,
                     PinTlsPinSet  *pins,
                     const char    *server_name)
@@ -347,7 +347,7 @@ path_matches (PinTlsChain          *chain,
  * that does not validate is refused as untrusted even if a pin matches: a
  * pin never stands in for a failed CA or host name check. */
 void
-_pin_tls_verdict_compute (PinTlsVerdict        *verdict,
+_pin_tls_decision_compute (PinTlsDecision        *verdict,
                           PinTlsPinSet         *pins,
                           const gnutls_datum_t *der,
                           guint                 n_certs,
@@ -390,7 +390,7 @@ _pin_tls_verdict_compute (PinTlsVerdict        *verdict,
 }
 
 void
-_pin_tls_verdict_clear (PinTlsVerdict *verdict)
+_pin_tls_decision_clear (PinTlsDecision *verdict)
 {
   g_clear_error (&verdict->error);
   g_clear_pointer (&verdict->presented_pins, g_strfreev);
@@ -535,7 +535,7 @@ pin_tls_verify_chain (PinTlsPinSet            *pins,
 {
   g_autofree char *name = NULL;
   PinTlsTrust *trust = NULL;
-  PinTlsVerdict verdict;
+  PinTlsDecision verdict;
   gboolean accepted;
 
   g_return_val_if_fail (PIN_TLS_IS_PIN_SET (pins), FALSE);
@@ -558,14 +558,14 @@ pin_tls_verify_chain (PinTlsPinSet            *pins,
       trust = _pin_tls_trust_new_for_list (trust_list);
     }
 
-  _pin_tls_verdict_compute (&verdict, pins, chain, chain_length, mode, name,
+  _pin_tls_decision_compute (&verdict, pins, chain, chain_length, mode, name,
                             trust);
   g_clear_pointer (&trust, _pin_tls_trust_free);
 
   accepted = verdict.accepted;
   if (!accepted)
     g_propagate_error (error, g_steal_pointer (&verdict.error));
-  _pin_tls_verdict_clear (&verdict);
+  _pin_tls_decision_clear (&verdict);
 
   return accepted;
 }
