@@ -1,0 +1,587 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+
+"""Tests of the pintls command and the rotation demo against real peers.
+
+gnutls-serv, openssl s_server and nginx run as independent processes on
+loopback ports picked at run time. Expected pins come from certtool, never
+from pintls. Meson sets PINTLS_TOOL, PINTLS_DEMO and PINTLS_DATA_DIR.
+"""
+
+import functools
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+from pathlib import Path
+from typing import Callable
+
+SOURCE_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+DATA_DIR = Path(os.environ.get("PINTLS_DATA_DIR", SOURCE_DATA_DIR))
+CERTS = DATA_DIR / "certs"
+TOOL = os.environ.get("PINTLS_TOOL", "pintls")
+DEMO = os.environ.get("PINTLS_DEMO", "pintls-demo")
+
+COMMAND_TIMEOUT = 30  # seconds any one command may take
+SERVER_TIMEOUT = 10  # seconds a server may take to start or to log something
+
+# The exit statuses of `pintls`, as its --help documents them.
+OK, FAILED, USAGE, MISMATCH, UNTRUSTED = range(5)
+
+TLS_VERSIONS = {
+    "1.2": "NORMAL:-VERS-ALL:+VERS-TLS1.2",
+    "1.3": "NORMAL:-VERS-ALL:+VERS-TLS1.3",
+}
+
+GNUTLS_SERV_ALERT = b"A TLS fatal alert has been received"
+OPENSSL_ALERT = b"alert bad certificate"
+
+
+@functools.cache
+def certtool_info(name: str) -> tuple[str, str]:
+    """The pin and subject of the first certificate of a file, from certtool."""
+    info = subprocess.run(
+        ["certtool", "-i", "--infile", str(CERTS / name)],
+        capture_output=True, text=True, check=True, timeout=COMMAND_TIMEOUT,
+    ).stdout
+    pin = re.search(r"pin-sha256:(\S+)", info).group(1)
+    subject = re.search(r"Subject: (.*)", info).group(1).strip()
+    return f"sha256/{pin}", subject
+
+
+def pin(name: str) -> str:
+    return certtool_info(name)[0]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def find_program(name: str) -> str | None:
+    return shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+
+
+class Server:
+    """A TLS server process on a loopback port, its output in a file."""
+
+    def __init__(self, argv: list[str], port: int, log: Path, output: Path | None):
+        self.port = port
+        self.log = log
+        self.output_path = output or log
+        with open(log, "wb") as log_file:
+            # Kept open: openssl s_server ends its session at end of input.
+            self.process = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=log_file, stderr=subprocess.STDOUT
+            )
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def output(self) -> bytes:
+        try:
+            return self.output_path.read_bytes()
+        except FileNotFoundError:
+            return b""
+
+    def wait_for_output(self, text: bytes) -> bytes:
+        """The server's output once it holds @text, or after a timeout."""
+        deadline = time.monotonic() + SERVER_TIMEOUT
+        while text not in self.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.output()
+
+    def wait_until_accepting(self) -> bool:
+        deadline = time.monotonic() + SERVER_TIMEOUT
+        while self.process.poll() is None and time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return True
+            except OSError:
+                time.sleep(0.05)
+        return False
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            self.process.wait(timeout=SERVER_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process.stdin.close()
+
+
+class ToolTestCase(unittest.TestCase):
+    """Runs the tool, and servers that are stopped whatever the outcome."""
+
+    def setUp(self) -> None:
+        workdir = tempfile.TemporaryDirectory(prefix="pintls-cli-")
+        self.addCleanup(workdir.cleanup)
+        self.workdir = Path(workdir.name)
+
+    def start_server(self, make_argv: Callable[[int], list[str]], name: str,
+                     output: Path | None = None) -> Server:
+        """Starts a server on a free port, trying another port if the chosen
+        one was taken before the server could bind it."""
+        for attempt in range(3):
+            port = free_port()
+            log = self.workdir / f"{name}-{port}.log"
+            server = Server(make_argv(port), port, log, output)
+            self.addCleanup(server.stop)
+            if server.wait_until_accepting():
+                return server
+            server.stop()
+        self.fail(f"{name} did not start: {log.read_text(errors='replace')}")
+
+    def gnutls_serv(self, chain: str, key: str, priority: str | None = None) -> Server:
+        if not find_program("gnutls-serv"):
+            self.skipTest("gnutls-serv is not installed")
+        extra = ["--priority", priority] if priority else []
+        # Line-buffered, so that what it logs can be waited for.
+        stdbuf = ["stdbuf", "-oL"] if find_program("stdbuf") else []
+        return self.start_server(
+            lambda port: [*stdbuf, "gnutls-serv", "--port", str(port), "--echo",
+                          "--x509certfile", str(CERTS / chain),
+                          "--x509keyfile", str(CERTS / key), *extra],
+            "gnutls-serv")
+
+    def openssl_server(self, cert: str, key: str, *chain: str,
+                       options: tuple[str, ...] = ()) -> Server:
+        """openssl s_server, which sends the extra certificates verbatim and
+        prints the plaintext it receives."""
+        if not find_program("openssl"):
+            self.skipTest("openssl is not installed")
+        extra = list(options)
+        if chain:
+            chain_file = self.workdir / "extra-chain.pem"
+            pems = [(CERTS / name).read_bytes() for name in chain]
+            chain_file.write_bytes(b"".join(pems))
+            extra += ["-cert_chain", str(chain_file)]
+        return self.start_server(
+            lambda port: ["openssl", "s_server", "-accept", f"127.0.0.1:{port}",
+                          "-cert", str(CERTS / cert), "-key", str(CERTS / key),
+                          *extra, "-quiet"],
+            "openssl")
+
+    def nginx(self, chain: str, key: str, files: dict[str, bytes]) -> Server:
+        nginx = find_program("nginx")
+        if not nginx:
+            self.skipTest("nginx is not installed")
+        prefix = self.workdir / "nginx"
+        (prefix / "www").mkdir(parents=True)
+        for name, contents in files.items():
+            (prefix / "www" / name).write_bytes(contents)
+        error_log = prefix / "error.log"
+
+        def make_argv(port: int) -> list[str]:
+            config = prefix / "nginx.conf"
+            config.write_text(NGINX_CONFIG.format(
+                prefix=prefix, port=port, chain=CERTS / chain, key=CERTS / key,
+                user="user root;" if os.geteuid() == 0 else ""))
+            return [nginx, "-p", str(prefix), "-c", str(config), "-e", str(error_log)]
+
+        return self.start_server(make_argv, "nginx", output=error_log)
+
+    def run_tool(self, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
+        return subprocess.run([TOOL, *args], input=stdin, capture_output=True,
+                              timeout=COMMAND_TIMEOUT)
+
+    def connect(self, server: Server, *args: str,
+                stdin: bytes = b"") -> subprocess.CompletedProcess:
+        return self.run_tool("connect", server.address, *args, stdin=stdin)
+
+    def assertExitStatus(self, result: subprocess.CompletedProcess,
+                         status: int) -> None:
+        self.assertEqual(result.returncode, status,
+                         f"stdout: {result.stdout[:500]!r}\nstderr: {result.stderr!r}")
+
+    def assertOneErrorLine(self, result: subprocess.CompletedProcess) -> str:
+        lines = result.stderr.decode().splitlines()
+        self.assertEqual(len(lines), 1, lines)
+        self.assertTrue(lines[0].startswith("pintls: "), lines[0])
+        return lines[0]
+
+
+NGINX_CONFIG = """
+daemon off;
+master_process off;
+{user}
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log info;
+events {{ worker_connections 16; }}
+http {{
+    access_log {prefix}/access.log;
+    client_body_temp_path {prefix}/tmp;
+    proxy_temp_path {prefix}/tmp;
+    fastcgi_temp_path {prefix}/tmp;
+    uwsgi_temp_path {prefix}/tmp;
+    scgi_temp_path {prefix}/tmp;
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {chain};
+        ssl_certificate_key {key};
+        root {prefix}/www;
+    }}
+}}
+"""
+
+
+class HelpTests(ToolTestCase):
+    def test_help_lists_commands_and_exit_statuses(self):
+        result = self.run_tool("--help")
+        self.assertExitStatus(result, OK)
+        text = result.stdout.decode()
+        for command in ("pins", "connect"):
+            self.assertRegex(text, rf"(?m)^\s+{command}\s")
+        for status in range(5):
+            self.assertRegex(text, rf"(?m)^\s+{status}\s+\S")
+        self.assertIn("update is required", text)
+
+    def test_usage_errors(self):
+        for args in ([], ["frobnicate"], ["pins", "--no-such-option"],
+                     ["connect"], ["connect", "a", "b", "--pin", pin("leaf1.pem")],
+                     ["connect", "127.0.0.1:1", "--pin", pin("leaf1.pem"),
+                      "--ca-file", str(CERTS / "rootA.pem"), "--system-ca"]):
+            with self.subTest(args=args):
+                result = self.run_tool(*args)
+                self.assertExitStatus(result, USAGE)
+                self.assertOneErrorLine(result)
+
+
+class PinsFileTests(ToolTestCase):
+    def test_pin_equals_certtool(self):
+        for name in ("leaf1.pem", "rsa2048.pem", "p384.pem", "ed25519.pem"):
+            with self.subTest(name=name):
+                result = self.run_tool("pins", str(CERTS / name))
+                self.assertExitStatus(result, OK)
+                expected_pin, subject = certtool_info(name)
+                self.assertEqual(result.stdout.decode(), f"{expected_pin}  {subject}\n")
+
+    def test_der_file(self):
+        result = self.run_tool("pins", str(CERTS / "leaf1.der"))
+        self.assertExitStatus(result, OK)
+        self.assertEqual(result.stdout.decode().split()[0], pin("leaf1.pem"))
+
+    def test_several_files_are_prefixed(self):
+        names = ("leaf1.pem", "p384.pem", "self.pem")
+        result = self.run_tool("pins", *(str(CERTS / name) for name in names))
+        self.assertExitStatus(result, OK)
+        expected = [f"{CERTS / name}: {pin(name)}  {certtool_info(name)[1]}"
+                    for name in names]
+        self.assertEqual(result.stdout.decode().splitlines(), expected)
+
+    def test_chain_file_prints_every_certificate(self):
+        result = self.run_tool("pins", str(CERTS / "leaf1-chain.pem"))
+        self.assertExitStatus(result, OK)
+        pins = [line.split()[0] for line in result.stdout.decode().splitlines()]
+        self.assertEqual(pins, [pin("leaf1.pem"), pin("intA.pem")])
+
+    def test_garbage_file(self):
+        garbage = self.workdir / "garbage.pem"
+        garbage.write_bytes(b"\x30\x03not a certificate\n" * 4)
+        result = self.run_tool("pins", str(garbage))
+        self.assertExitStatus(result, USAGE)
+        self.assertIn(str(garbage), self.assertOneErrorLine(result))
+        self.assertEqual(result.stdout, b"")
+
+    def test_missing_file(self):
+        result = self.run_tool("pins", str(self.workdir / "missing.pem"))
+        self.assertExitStatus(result, USAGE)
+        self.assertOneErrorLine(result)
+
+
+PRESENTED_LINE = re.compile(r"^(\d+)  (sha256/\S+)  (.*)  \[(.*)\]$")
+
+
+class PinsServerTests(ToolTestCase):
+    def presented(self, server: Server, *args: str) -> list[tuple[str, str, bool]]:
+        """(pin, subject, on the issuer path) for each certificate, in order."""
+        result = self.run_tool("pins", "--server", server.address, *args)
+        self.assertExitStatus(result, OK)
+        self.assertIn("out of band", self.assertOneErrorLine(result))
+        certificates = []
+        for index, line in enumerate(result.stdout.decode().splitlines()):
+            match = PRESENTED_LINE.match(line)
+            self.assertIsNotNone(match, line)
+            self.assertEqual(int(match[1]), index)
+            certificates.append((match[2], match[3], not match[4].startswith("NOT")))
+        return certificates
+
+    def test_gnutls_serv_chain(self):
+        server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key")
+        presented = self.presented(server)
+        self.assertEqual(presented, [
+            (pin("leaf1.pem"), "CN=host.test", True),
+            (pin("intA.pem"), "CN=Intermediate A", True),
+        ])
+
+    def test_server_name(self):
+        """The server presents leaf2 only to clients asking for host.test."""
+        server = self.openssl_server(
+            "leaf1.pem", "leaf1.key",
+            options=("-servername", "host.test", "-cert2", str(CERTS / "leaf2.pem"),
+                     "-key2", str(CERTS / "leaf2.key")))
+        self.assertEqual(self.presented(server)[0][0], pin("leaf1.pem"))
+        presented = self.presented(server, "--server-name", "host.test")
+        self.assertEqual(presented[0][0], pin("leaf2.pem"))
+
+    def test_decoy_is_not_on_the_issuer_path(self):
+        server = self.openssl_server("leaf2.pem", "leaf2.key", "intA.pem", "intB.pem")
+        presented = self.presented(server)
+        self.assertEqual(presented, [
+            (pin("leaf2.pem"), "CN=host.test", True),
+            (pin("intA.pem"), "CN=Intermediate A", True),
+            (pin("intB.pem"), "CN=Intermediate B", False),
+        ])
+
+    def test_unreachable_server(self):
+        result = self.run_tool("pins", "--server", f"127.0.0.1:{free_port()}")
+        self.assertExitStatus(result, FAILED)
+        self.assertOneErrorLine(result)
+
+
+class ConnectGnutlsServTests(ToolTestCase):
+    def test_echo_with_the_right_pin(self):
+        for version, priority in TLS_VERSIONS.items():
+            with self.subTest(version=version):
+                server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key", priority)
+                message = f"hello over TLS {version}\n".encode()
+                result = self.connect(server, "--pin", pin("leaf1.pem"), stdin=message)
+                self.assertExitStatus(result, OK)
+                self.assertEqual(result.stdout, message)
+                log = server.wait_for_output(f"Version: TLS{version}".encode())
+                self.assertIn(f"Version: TLS{version}".encode(), log)
+
+    def test_mismatch_sends_bad_certificate_alert(self):
+        for version, priority in TLS_VERSIONS.items():
+            with self.subTest(version=version):
+                server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key", priority)
+                result = self.connect(server, "--pin", pin("leaf2.pem"), stdin=b"hi\n")
+                self.assertExitStatus(result, MISMATCH)
+                self.assertEqual(result.stdout, b"")
+                message = self.assertOneErrorLine(result)
+                self.assertIn("update", message)
+                self.assertIn(pin("leaf1.pem"), message)
+                self.assertIn(pin("leaf2.pem"), message)
+                log = server.wait_for_output(GNUTLS_SERV_ALERT)
+                self.assertIn(GNUTLS_SERV_ALERT, log)
+
+    def test_malformed_pin(self):
+        server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key")
+        for bad_pin in ("sha256/abc", "sha1/" + "A" * 27 + "=", "not a pin"):
+            with self.subTest(pin=bad_pin):
+                result = self.connect(server, "--pin", bad_pin)
+                self.assertExitStatus(result, USAGE)
+                self.assertOneErrorLine(result)
+
+    def test_no_pins(self):
+        server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key")
+        result = self.connect(server)
+        self.assertExitStatus(result, USAGE)
+        self.assertOneErrorLine(result)
+
+    def test_pin_file_with_a_certificate(self):
+        server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key")
+        result = self.connect(server, "--pin-file", str(CERTS / "leaf1.pem"),
+                              stdin=b"cert\n")
+        self.assertExitStatus(result, OK)
+        self.assertEqual(result.stdout, b"cert\n")
+
+        result = self.connect(server, "--pin-file", str(CERTS / "leaf2.pem"))
+        self.assertExitStatus(result, MISMATCH)
+
+    def test_pin_file_with_pins_and_a_backup(self):
+        server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key")
+        pins = self.workdir / "pins.txt"
+        pins.write_text("# the next key, then the current one\n"
+                        f"{pin('leaf2.pem')}\n{pin('leaf1.pem')}  # in use\n")
+        result = self.connect(server, "--pin-file", str(pins), stdin=b"pins\n")
+        self.assertExitStatus(result, OK)
+        self.assertEqual(result.stdout, b"pins\n")
+
+    def test_unreadable_pin_file(self):
+        server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key")
+        result = self.connect(server, "--pin-file", str(self.workdir / "missing"))
+        self.assertExitStatus(result, USAGE)
+        self.assertOneErrorLine(result)
+
+    def test_server_name_is_sent_as_sni(self):
+        server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key")
+        result = self.run_tool("connect", f"localhost:{server.port}",
+                               "--pin", pin("leaf1.pem"), stdin=b"a\n")
+        self.assertExitStatus(result, OK)
+        result = self.connect(server, "--server-name", "host.test",
+                              "--pin", pin("leaf1.pem"), stdin=b"b\n")
+        self.assertExitStatus(result, OK)
+        log = server.wait_for_output(b"Given server name[1]: host.test")
+        self.assertIn(b"Given server name[1]: localhost", log)
+        self.assertIn(b"Given server name[1]: host.test", log)
+
+    def test_bad_server_name(self):
+        server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key")
+        result = self.connect(server, "--server-name", "bad name!",
+                              "--pin", pin("leaf1.pem"))
+        self.assertExitStatus(result, USAGE)
+        self.assertOneErrorLine(result)
+
+    def test_unreachable_server(self):
+        result = self.run_tool("connect", f"127.0.0.1:{free_port()}",
+                               "--pin", pin("leaf1.pem"))
+        self.assertExitStatus(result, FAILED)
+        self.assertOneErrorLine(result)
+
+
+class ConnectNginxTests(ToolTestCase):
+    FILE = b"pintls test file\n" + bytes(range(256))
+
+    def test_get_with_the_right_pin(self):
+        server = self.nginx("leaf1-chain.pem", "leaf1.key", {"file": self.FILE})
+        result = self.connect(server, "--pin", pin("leaf1.pem"),
+                              stdin=b"GET /file HTTP/1.0\r\n\r\n")
+        self.assertExitStatus(result, OK)
+        self.assertTrue(result.stdout.startswith(b"HTTP/1.1 200 OK\r\n"),
+                        result.stdout[:100])
+        self.assertTrue(result.stdout.endswith(b"\r\n\r\n" + self.FILE))
+
+    def test_mismatch_sends_bad_certificate_alert(self):
+        server = self.nginx("leaf1-chain.pem", "leaf1.key", {"file": self.FILE})
+        result = self.connect(server, "--pin", pin("leaf2.pem"),
+                              stdin=b"GET /file HTTP/1.0\r\n\r\n")
+        self.assertExitStatus(result, MISMATCH)
+        self.assertEqual(result.stdout, b"")
+        self.assertIn("update", self.assertOneErrorLine(result))
+        self.assertIn(OPENSSL_ALERT, server.wait_for_output(OPENSSL_ALERT))
+
+
+class ConnectOpensslTests(ToolTestCase):
+    def test_binary_upload(self):
+        server = self.openssl_server("leaf1.pem", "leaf1.key")
+        data = bytes(range(256)) * 64
+        result = self.connect(server, "--pin", pin("leaf1.pem"), stdin=data)
+        self.assertExitStatus(result, OK)
+        self.assertIn(data, server.wait_for_output(data))
+
+
+class NothingBeforeVerdictTests(ToolTestCase):
+    """BR-18: no application byte leaves before the pin decision."""
+
+    SECRET = b"Authorization: SECRET\n"
+
+    def test_secret_not_sent_to_an_impostor(self):
+        server = self.openssl_server("leaf2.pem", "leaf2.key")
+        result = self.connect(server, "--pin", pin("leaf1.pem"), stdin=self.SECRET)
+        self.assertExitStatus(result, MISMATCH)
+        log = server.wait_for_output(OPENSSL_ALERT)
+        self.assertIn(OPENSSL_ALERT, log)
+        self.assertNotIn(b"SECRET", log)
+
+    def test_secret_sent_to_the_pinned_server(self):
+        server = self.openssl_server("leaf2.pem", "leaf2.key")
+        result = self.connect(server, "--pin", pin("leaf2.pem"), stdin=self.SECRET)
+        self.assertExitStatus(result, OK)
+        self.assertIn(self.SECRET, server.wait_for_output(self.SECRET))
+
+
+class DecoyCertificateTests(ToolTestCase):
+    """BR-01: a pinned certificate merely appended to the chain is no match."""
+
+    def test_appended_pinned_intermediate(self):
+        server = self.openssl_server("leaf2.pem", "leaf2.key", "intA.pem", "intB.pem")
+        result = self.connect(server, "--ca-file", str(CERTS / "rootA.pem"),
+                              "--server-name", "host.test", "--pin", pin("intB.pem"))
+        self.assertExitStatus(result, MISMATCH)
+
+    def test_pinned_intermediate_on_the_path(self):
+        server = self.openssl_server("leafB.pem", "leafB.key", "intB.pem")
+        result = self.connect(server, "--ca-file", str(CERTS / "rootB.pem"),
+                              "--server-name", "host.test", "--pin", pin("intB.pem"),
+                              stdin=b"on the path\n")
+        self.assertExitStatus(result, OK)
+
+
+class PinOnlyModeTests(ToolTestCase):
+    """BR-16: pins stay in force without CA checks, and CA checks are real."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.server = self.gnutls_serv("self.pem", "self.key")
+
+    def test_self_signed_with_its_pin(self):
+        result = self.connect(self.server, "--pin", pin("self.pem"), stdin=b"self\n")
+        self.assertExitStatus(result, OK)
+        self.assertEqual(result.stdout, b"self\n")
+
+    def test_self_signed_with_another_pin(self):
+        result = self.connect(self.server, "--pin", pin("leaf1.pem"))
+        self.assertExitStatus(result, MISMATCH)
+
+    def test_self_signed_with_a_ca(self):
+        result = self.connect(self.server, "--ca-file", str(CERTS / "rootA.pem"),
+                              "--server-name", "host.test", "--pin", pin("self.pem"))
+        self.assertExitStatus(result, UNTRUSTED)
+        self.assertOneErrorLine(result)
+
+
+class HostNameTests(ToolTestCase):
+    """BR-12: a pin match never replaces the host-name check."""
+
+    def test_pinned_certificate_for_another_name(self):
+        server = self.gnutls_serv("other-chain.pem", "other.key")
+        result = self.connect(server, "--ca-file", str(CERTS / "rootA.pem"),
+                              "--server-name", "host.test", "--pin", pin("other.pem"))
+        self.assertExitStatus(result, UNTRUSTED)
+        self.assertOneErrorLine(result)
+
+    def test_ip_address_without_server_name(self):
+        server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key")
+        result = self.connect(server, "--ca-file", str(CERTS / "rootA.pem"),
+                              "--pin", pin("leaf1.pem"), stdin=b"by address\n")
+        self.assertExitStatus(result, OK)
+        self.assertEqual(result.stdout, b"by address\n")
+
+    def test_ca_file_without_certificates(self):
+        server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key")
+        result = self.connect(server, "--ca-file", str(CERTS / "leaf1.key"),
+                              "--pin", pin("leaf1.pem"))
+        self.assertExitStatus(result, USAGE)
+        self.assertOneErrorLine(result)
+
+
+class DemoTests(ToolTestCase):
+    def run_demo(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([DEMO, *args], capture_output=True, text=True,
+                              timeout=COMMAND_TIMEOUT)
+
+    def test_story(self):
+        result = self.run_demo()
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn("pin mismatch: update required", result.stdout)
+        self.assertIn("received the fatal alert bad_certificate", result.stdout)
+        self.assertEqual(result.stdout.count("the server echoed"), 3)
+
+    def test_story_that_does_not_play(self):
+        """With no real rotation, client v1 is never told to update."""
+        data_dir = self.workdir / "demo"
+        data_dir.mkdir()
+        for name in ("cert1.pem", "cert2.pem"):
+            shutil.copy(DATA_DIR / "demo" / "cert1.pem", data_dir / name)
+        for name in ("key1.pem", "key2.pem"):
+            shutil.copy(DATA_DIR / "demo" / "key1.pem", data_dir / name)
+        result = self.run_demo("--data-dir", str(data_dir))
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+
+    def test_missing_data(self):
+        result = self.run_demo("--data-dir", str(self.workdir / "missing"))
+        self.assertEqual(result.returncode, 1)
+        self.assertTrue(result.stderr.startswith("pintls-demo: "), result.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

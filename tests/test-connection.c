@@ -1,0 +1,1623 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* PinTlsClientConnection against the in-process test server. meson runs
+ * this program once with the server restricted to TLS 1.2 and once to
+ * TLS 1.3. */
+
+#include "test-utils.h"
+
+#include <string.h>
+
+#define BULK_SIZE (8 * 1024 * 1024)
+
+static const TestServerOptions leaf1_server = { "leaf1-chain.pem", "leaf1.key" };
+static const TestServerOptions leaf2_server = { "leaf2-chain.pem", "leaf2.key" };
+static const TestServerOptions self_server = { "self.pem", "self.key" };
+static const TestServerOptions no_close_notify_server = {
+  "leaf1-chain.pem", "leaf1.key",
+  .greeting = "bye\n",
+  .no_close_notify = TRUE,
+};
+static const TestServerOptions alpn_server = {
+  "leaf1-chain.pem", "leaf1.key",
+  .alpn = "pintls/1",
+};
+static const TestServerOptions http_server = {
+  .no_tls = TRUE,
+  .greeting = "HTTP/1.1 400 Bad Request\r\n\r\n",
+};
+static const TestServerOptions silent_server = { .no_tls = TRUE };
+
+/* Fixture -------------------------------------------------------------- */
+
+typedef struct
+{
+  TestServer *server;
+  PinTlsClientConnection *connection;
+  GSocketConnection *tcp;   /* weak: the connection's base stream */
+  GThread *test_thread;
+} Fixture;
+
+static void
+fixture_setup (Fixture       *fixture,
+               gconstpointer  data)
+{
+  fixture->server = test_server_new (data);
+  fixture->test_thread = g_thread_self ();
+}
+
+/* Releases the connection and checks that it and its base stream are
+ * finalized, after the main context has run what it still had for them. */
+static void
+fixture_teardown (Fixture       *fixture,
+                  gconstpointer  data)
+{
+  if (fixture->connection != NULL)
+    {
+      g_object_add_weak_pointer (G_OBJECT (fixture->connection),
+                                 (gpointer *) &fixture->connection);
+      g_object_unref (fixture->connection);
+    }
+
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_assert_null (fixture->connection);
+  g_assert_null (fixture->tcp);
+
+  test_server_free (fixture->server);
+}
+
+static GSocketConnection *
+connect_tcp (Fixture *fixture)
+{
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+  g_autoptr(GError) error = NULL;
+  GSocketConnection *tcp;
+
+  tcp = g_socket_client_connect_to_host (client, test_server_get_address (fixture->server), 0,
+                                         NULL, &error);
+  g_assert_no_error (error);
+
+  /* No blocking operation of a test can hang. */
+  g_socket_set_timeout (g_socket_connection_get_socket (tcp), TEST_TIMEOUT_SECONDS);
+
+  return tcp;
+}
+
+static void
+fixture_watch_tcp (Fixture           *fixture,
+                   GSocketConnection *tcp)
+{
+  fixture->tcp = tcp;
+  g_object_add_weak_pointer (G_OBJECT (tcp), (gpointer *) &fixture->tcp);
+}
+
+/* Connects to the server as @identity, with @pins, without a handshake. */
+static void
+fixture_connect (Fixture      *fixture,
+                 const char   *identity,
+                 PinTlsPinSet *pins)
+{
+  g_autoptr(GSocketConnection) tcp = connect_tcp (fixture);
+  g_autoptr(GSocketConnectable) address = NULL;
+  g_autoptr(GError) error = NULL;
+
+  address = g_network_address_new (identity, test_server_get_port (fixture->server));
+  fixture->connection = pin_tls_client_connection_new (G_IO_STREAM (tcp), address, pins,
+                                                       &error);
+  g_assert_no_error (error);
+  fixture_watch_tcp (fixture, tcp);
+}
+
+static void
+fixture_connect_with (Fixture    *fixture,
+                      const char *identity,
+                      const char *pinned_file)
+{
+  g_autoptr(PinTlsPinSet) pins = test_pins_for (pinned_file, NULL);
+
+  fixture_connect (fixture, identity, pins);
+}
+
+/* CA_AND_PINS mode with rootA as the only trusted authority. */
+static void
+fixture_trust_root_a (Fixture *fixture)
+{
+  g_autofree char *path = test_data_path ("rootA.pem");
+  g_autoptr(GTlsDatabase) database = NULL;
+  g_autoptr(GError) error = NULL;
+
+  database = g_tls_file_database_new (path, &error);
+  g_assert_no_error (error);
+
+  pin_tls_client_connection_set_mode (fixture->connection, PIN_TLS_MODE_CA_AND_PINS);
+  g_tls_connection_set_database (G_TLS_CONNECTION (fixture->connection), database);
+}
+
+static gboolean
+fixture_handshake (Fixture *fixture,
+                   GError **error)
+{
+  return g_tls_connection_handshake (G_TLS_CONNECTION (fixture->connection), NULL, error);
+}
+
+static GInputStream *
+fixture_input (Fixture *fixture)
+{
+  return g_io_stream_get_input_stream (G_IO_STREAM (fixture->connection));
+}
+
+static GOutputStream *
+fixture_output (Fixture *fixture)
+{
+  return g_io_stream_get_output_stream (G_IO_STREAM (fixture->connection));
+}
+
+static void
+add_test (const char              *path,
+          const TestServerOptions *options,
+          void (*test) (Fixture *, gconstpointer))
+{
+  g_autofree char *full_path = g_strconcat ("/pintls/connection/", path, NULL);
+
+  g_test_add_vtable (full_path, sizeof (Fixture), options,
+                     (GTestFixtureFunc) fixture_setup, (GTestFixtureFunc) test,
+                     (GTestFixtureFunc) fixture_teardown);
+}
+
+/* Helpers -------------------------------------------------------------- */
+
+static gboolean
+timed_out_cb (gpointer data)
+{
+  gboolean *timed_out = data;
+
+  *timed_out = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+/* Runs the main context until *@done; a test that would wait for ever
+ * fails instead. */
+static void
+iterate_until (const gboolean *done)
+{
+  gboolean timed_out = FALSE;
+  guint guard = g_timeout_add_seconds (TEST_TIMEOUT_SECONDS, timed_out_cb, &timed_out);
+
+  while (!*done && !timed_out)
+    g_main_context_iteration (NULL, TRUE);
+
+  g_assert_false (timed_out);
+  g_source_remove (guard);
+}
+
+/* What an asynchronous call gave its callback, and on which thread. */
+typedef struct
+{
+  GAsyncResult *result;
+  GThread *thread;
+  gboolean done;
+} AsyncWait;
+
+static void
+async_wait_cb (GObject      *source,
+               GAsyncResult *result,
+               gpointer      data)
+{
+  AsyncWait *wait = data;
+
+  wait->result = g_object_ref (result);
+  wait->thread = g_thread_self ();
+  wait->done = TRUE;
+}
+
+static void
+async_wait_clear (AsyncWait *wait)
+{
+  g_clear_object (&wait->result);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (AsyncWait, async_wait_clear)
+
+static void
+assert_certificate_is (GTlsCertificate *certificate,
+                       const char      *name)
+{
+  g_autoptr(GPtrArray) chain = test_load_der_chain (name);
+  g_autoptr(GByteArray) der = NULL;
+  GBytes *expected = g_ptr_array_index (chain, 0);
+
+  g_assert_nonnull (certificate);
+  g_object_get (certificate, "certificate", &der, NULL);
+  g_assert_cmpmem (der->data, der->len,
+                   g_bytes_get_data (expected, NULL), g_bytes_get_size (expected));
+}
+
+static void
+assert_presented_pins (Fixture    *fixture,
+                       const char *leaf,
+                       const char *issuer)
+{
+  g_auto(GStrv) presented = NULL;
+  g_auto(GStrv) property = NULL;
+  g_autofree char *leaf_pin = test_certtool_pin (leaf);
+  g_autofree char *issuer_pin = test_certtool_pin (issuer);
+
+  presented = pin_tls_client_connection_get_presented_pins (fixture->connection);
+  g_object_get (fixture->connection, "presented-pins", &property, NULL);
+
+  g_assert_cmpuint (g_strv_length (presented), ==, 2);
+  g_assert_cmpstr (presented[0], ==, leaf_pin);
+  g_assert_cmpstr (presented[1], ==, issuer_pin);
+  g_assert_true (g_strv_equal ((const char *const *) presented,
+                               (const char *const *) property));
+}
+
+static void
+assert_server_refused (Fixture *fixture)
+{
+  g_autoptr(GBytes) received = NULL;
+
+  test_server_wait (fixture->server);
+  received = test_server_get_received (fixture->server);
+
+  g_assert_cmpint (test_server_get_handshake_result (fixture->server), ==,
+                   GNUTLS_E_FATAL_ALERT_RECEIVED);
+  g_assert_cmpint (test_server_get_alert (fixture->server), ==, GNUTLS_A_BAD_CERTIFICATE);
+  g_assert_cmpuint (g_bytes_get_size (received), ==, 0);
+}
+
+static void
+assert_server_received (Fixture    *fixture,
+                        const char *text)
+{
+  g_autoptr(GBytes) received = NULL;
+
+  test_server_wait (fixture->server);
+  received = test_server_get_received (fixture->server);
+
+  g_assert_cmpint (test_server_get_handshake_result (fixture->server), ==, 0);
+  g_assert_cmpmem (g_bytes_get_data (received, NULL), g_bytes_get_size (received),
+                   text, strlen (text));
+}
+
+static void
+write_text (Fixture    *fixture,
+            const char *text)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_output_stream_write_all (fixture_output (fixture), text, strlen (text), NULL, NULL,
+                             &error);
+  g_assert_no_error (error);
+}
+
+static void
+read_text (Fixture    *fixture,
+           const char *expected)
+{
+  gsize length = strlen (expected);
+  g_autofree char *buffer = g_malloc (length);
+  g_autoptr(GError) error = NULL;
+  gsize n_read = 0;
+
+  g_input_stream_read_all (fixture_input (fixture), buffer, length, &n_read, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpmem (buffer, n_read, expected, length);
+}
+
+static void
+close_connection (Fixture *fixture)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (g_io_stream_close (G_IO_STREAM (fixture->connection), NULL, &error));
+  g_assert_no_error (error);
+}
+
+static GTlsProtocolVersion
+expected_protocol_version (void)
+{
+  const char *version = test_tls_version ();
+
+  if (version != NULL && g_str_equal (version, "1.2"))
+    return G_TLS_PROTOCOL_VERSION_TLS_1_2;
+
+  return G_TLS_PROTOCOL_VERSION_TLS_1_3;
+}
+
+static void
+count_cb (GObject    *object,
+          GParamSpec *pspec,
+          gpointer    data)
+{
+  guint *count = data;
+
+  (*count)++;
+}
+
+/* Handshake and properties --------------------------------------------- */
+
+static void
+assert_peer (Fixture *fixture)
+{
+  GTlsConnection *connection = G_TLS_CONNECTION (fixture->connection);
+  GTlsCertificate *peer = g_tls_connection_get_peer_certificate (connection);
+
+  assert_certificate_is (peer, "leaf1.pem");
+  assert_certificate_is (g_tls_certificate_get_issuer (peer), "intA.pem");
+  g_assert_cmpuint (g_tls_connection_get_peer_certificate_errors (connection), ==, 0);
+  assert_presented_pins (fixture, "leaf1.pem", "intA.pem");
+}
+
+static void
+assert_session (Fixture *fixture)
+{
+  GTlsConnection *connection = G_TLS_CONNECTION (fixture->connection);
+  g_autofree char *negotiated = NULL;
+  g_autofree char *ciphersuite = NULL;
+  g_autofree char *getter_ciphersuite = NULL;
+  GTlsProtocolVersion version;
+
+  g_object_get (connection, "negotiated-protocol", &negotiated,
+                "ciphersuite-name", &ciphersuite, "protocol-version", &version, NULL);
+
+  g_assert_cmpint (version, ==, expected_protocol_version ());
+  g_assert_cmpint (g_tls_connection_get_protocol_version (connection), ==, version);
+  g_assert_nonnull (ciphersuite);
+  getter_ciphersuite = g_tls_connection_get_ciphersuite_name (connection);
+  g_assert_cmpstr (getter_ciphersuite, ==, ciphersuite);
+  g_assert_null (negotiated);
+  g_assert_null (g_tls_connection_get_negotiated_protocol (connection));
+}
+
+/* The default database, and no reference left behind for reading it. */
+static void
+assert_default_database (GTlsConnection *connection)
+{
+  g_autoptr(GTlsDatabase) expected = NULL;
+  guint ref_count;
+
+  expected = g_tls_backend_get_default_database (g_tls_backend_get_default ());
+  ref_count = G_OBJECT (expected)->ref_count;
+
+  g_assert_true (g_tls_connection_get_database (connection) == expected);
+  g_assert_cmpuint (G_OBJECT (expected)->ref_count, ==, ref_count);
+}
+
+static void
+assert_configuration (Fixture            *fixture,
+                      GSocketConnectable *identity)
+{
+  GTlsConnection *connection = G_TLS_CONNECTION (fixture->connection);
+  GTlsClientConnection *client = G_TLS_CLIENT_CONNECTION (fixture->connection);
+  g_autoptr(GIOStream) base = NULL;
+  GList *accepted_cas = NULL;
+
+  g_object_get (connection, "base-io-stream", &base, "accepted-cas", &accepted_cas, NULL);
+
+  g_assert_true (base == G_IO_STREAM (fixture->tcp));
+  g_assert_null (accepted_cas);
+  assert_default_database (connection);
+  g_assert_true (g_tls_connection_get_require_close_notify (connection));
+  g_assert_true (g_tls_client_connection_get_server_identity (client) == identity);
+  g_assert_cmpint (pin_tls_client_connection_get_mode (fixture->connection), ==,
+                   PIN_TLS_MODE_PIN_ONLY);
+  G_GNUC_BEGIN_IGNORE_DEPRECATIONS
+  g_assert_cmpuint (g_tls_client_connection_get_validation_flags (client), ==,
+                    G_TLS_CERTIFICATE_VALIDATE_ALL);
+  g_assert_true (g_tls_connection_get_use_system_certdb (connection));
+  g_assert_false (g_tls_client_connection_get_use_ssl3 (client));
+  g_assert_cmpint (g_tls_connection_get_rehandshake_mode (connection), ==,
+                   G_TLS_REHANDSHAKE_SAFELY);
+  G_GNUC_END_IGNORE_DEPRECATIONS
+}
+
+static void
+test_handshake_sync (Fixture       *fixture,
+                     gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  GSocketConnectable *identity;
+  guint n_notified = 0;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  identity = g_tls_client_connection_get_server_identity (G_TLS_CLIENT_CONNECTION (fixture->connection));
+  g_signal_connect (fixture->connection, "notify::peer-certificate", G_CALLBACK (count_cb),
+                    &n_notified);
+
+  g_assert_true (fixture_handshake (fixture, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (n_notified, ==, 1);
+
+  assert_peer (fixture);
+  assert_session (fixture);
+  assert_configuration (fixture, identity);
+}
+
+static void
+test_alpn (Fixture       *fixture,
+           gconstpointer  data)
+{
+  const char *protocols[] = { "h2", "pintls/1", NULL };
+  GTlsConnection *connection;
+  g_autofree char *negotiated = NULL;
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  connection = G_TLS_CONNECTION (fixture->connection);
+  g_tls_connection_set_advertised_protocols (connection, protocols);
+
+  g_assert_true (fixture_handshake (fixture, &error));
+  g_assert_no_error (error);
+
+  g_object_get (connection, "negotiated-protocol", &negotiated, NULL);
+  g_assert_cmpstr (negotiated, ==, "pintls/1");
+  g_assert_cmpstr (g_tls_connection_get_negotiated_protocol (connection), ==, "pintls/1");
+}
+
+/* tls-server-end-point is the SHA-256 digest of the server certificate,
+ * which leaf1 is signed with. */
+static void
+test_channel_binding (Fixture       *fixture,
+                      gconstpointer  data)
+{
+  g_autoptr(GPtrArray) chain = test_load_der_chain ("leaf1.pem");
+  g_autoptr(GByteArray) binding = g_byte_array_new ();
+  g_autoptr(GChecksum) checksum = g_checksum_new (G_CHECKSUM_SHA256);
+  GTlsConnection *connection;
+  g_autoptr(GError) error = NULL;
+  guint8 digest[32];
+  gsize digest_length = sizeof digest;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  connection = G_TLS_CONNECTION (fixture->connection);
+  g_assert_false (g_tls_connection_get_channel_binding_data (connection,
+                                                             G_TLS_CHANNEL_BINDING_TLS_SERVER_END_POINT,
+                                                             binding, &error));
+  g_assert_error (error, G_TLS_CHANNEL_BINDING_ERROR, G_TLS_CHANNEL_BINDING_ERROR_INVALID_STATE);
+  g_clear_error (&error);
+
+  g_assert_true (fixture_handshake (fixture, &error));
+  g_assert_true (g_tls_connection_get_channel_binding_data (connection,
+                                                            G_TLS_CHANNEL_BINDING_TLS_SERVER_END_POINT,
+                                                            binding, &error));
+  g_assert_no_error (error);
+
+  g_checksum_update (checksum, g_bytes_get_data (g_ptr_array_index (chain, 0), NULL),
+                     g_bytes_get_size (g_ptr_array_index (chain, 0)));
+  g_checksum_get_digest (checksum, digest, &digest_length);
+  g_assert_cmpmem (binding->data, binding->len, digest, digest_length);
+}
+
+/* Data ----------------------------------------------------------------- */
+
+static void
+test_echo (Fixture       *fixture,
+           gconstpointer  data)
+{
+  g_autoptr(GDataInputStream) lines = NULL;
+  g_autofree char *first = NULL;
+  g_autofree char *second = NULL;
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_assert_true (fixture_handshake (fixture, &error));
+  write_text (fixture, "ping\n");
+  read_text (fixture, "ping\n");
+
+  lines = g_data_input_stream_new (fixture_input (fixture));
+  write_text (fixture, "line one\nline two\n");
+  first = g_data_input_stream_read_line_utf8 (lines, NULL, NULL, &error);
+  g_assert_no_error (error);
+  second = g_data_input_stream_read_line_utf8 (lines, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (first, ==, "line one");
+  g_assert_cmpstr (second, ==, "line two");
+
+  close_connection (fixture);
+  assert_server_received (fixture, "ping\nline one\nline two\n");
+  g_assert_true (test_server_got_close_notify (fixture->server));
+}
+
+/* Pin decisions -------------------------------------------------------- */
+
+static void
+assert_mismatch (GError *error)
+{
+  g_autofree char *presented = test_certtool_pin ("leaf2.pem");
+  g_autofree char *configured = test_certtool_pin ("leaf1.pem");
+
+  g_assert_error (error, PIN_TLS_ERROR, PIN_TLS_ERROR_PIN_MISMATCH);
+  g_assert_nonnull (strstr (error->message, presented));
+  g_assert_nonnull (strstr (error->message, configured));
+}
+
+static void
+assert_failed_with_mismatch (Fixture *fixture)
+{
+  g_autoptr(GError) error = NULL;
+  char byte;
+
+  g_assert_cmpint (g_input_stream_read (fixture_input (fixture), &byte, 1, NULL, &error),
+                   ==, -1);
+  assert_mismatch (error);
+  g_clear_error (&error);
+
+  g_assert_cmpint (g_output_stream_write (fixture_output (fixture), "x", 1, NULL, &error),
+                   ==, -1);
+  assert_mismatch (error);
+  g_clear_error (&error);
+
+  g_assert_false (fixture_handshake (fixture, &error));
+  assert_mismatch (error);
+}
+
+static void
+test_mismatch (Fixture       *fixture,
+               gconstpointer  data)
+{
+  GTlsConnection *connection;
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  connection = G_TLS_CONNECTION (fixture->connection);
+
+  g_assert_false (fixture_handshake (fixture, &error));
+  assert_mismatch (error);
+  assert_server_refused (fixture);
+
+  assert_certificate_is (g_tls_connection_get_peer_certificate (connection), "leaf2.pem");
+  g_assert_cmpuint (g_tls_connection_get_peer_certificate_errors (connection), ==,
+                    G_TLS_CERTIFICATE_GENERIC_ERROR);
+  assert_presented_pins (fixture, "leaf2.pem", "intA.pem");
+
+  assert_failed_with_mismatch (fixture);
+  close_connection (fixture);
+}
+
+/* BR-18: the first write runs the handshake, and the secret never leaves
+ * when the pins do not match. */
+static void
+test_implicit_handshake_mismatch (Fixture       *fixture,
+                                  gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+
+  g_assert_cmpint (g_output_stream_write (fixture_output (fixture), "SECRET", 6, NULL,
+                                          &error), ==, -1);
+  assert_mismatch (error);
+  assert_server_refused (fixture);
+}
+
+static void
+test_implicit_handshake (Fixture       *fixture,
+                         gconstpointer  data)
+{
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+
+  write_text (fixture, "SECRET");
+  read_text (fixture, "SECRET");
+
+  close_connection (fixture);
+  assert_server_received (fixture, "SECRET");
+}
+
+static gboolean
+accept_cb (GTlsConnection      *connection,
+           GTlsCertificate     *peer_certificate,
+           GTlsCertificateFlags errors,
+           gpointer             data)
+{
+  guint *n_emitted = data;
+
+  g_assert_nonnull (peer_certificate);
+  (*n_emitted)++;
+
+  return TRUE;
+}
+
+static gboolean
+refuse_cb (GTlsConnection      *connection,
+           GTlsCertificate     *peer_certificate,
+           GTlsCertificateFlags errors,
+           gpointer             data)
+{
+  guint *n_emitted = data;
+
+  g_assert_cmpuint (errors, ==, G_TLS_CERTIFICATE_BAD_IDENTITY);
+  (*n_emitted)++;
+
+  return FALSE;
+}
+
+/* An accept-certificate handler can accept certificate authority errors,
+ * never a pin mismatch, even when the two come together. */
+static void
+test_accept_certificate_cannot_override (Fixture       *fixture,
+                                         gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  guint n_emitted = 0;
+
+  fixture_connect_with (fixture, "other.test", "leaf1.pem");
+  fixture_trust_root_a (fixture);
+  g_signal_connect (fixture->connection, "accept-certificate", G_CALLBACK (accept_cb),
+                    &n_emitted);
+
+  g_assert_false (fixture_handshake (fixture, &error));
+  g_assert_error (error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE);
+  g_assert_cmpuint (n_emitted, ==, 0);
+  g_assert_cmpuint (g_tls_connection_get_peer_certificate_errors (G_TLS_CONNECTION (fixture->connection)),
+                    ==, G_TLS_CERTIFICATE_BAD_IDENTITY | G_TLS_CERTIFICATE_GENERIC_ERROR);
+  assert_server_refused (fixture);
+}
+
+static void
+test_accept_certificate_pin_only (Fixture       *fixture,
+                                  gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  guint n_emitted = 0;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_signal_connect (fixture->connection, "accept-certificate", G_CALLBACK (accept_cb),
+                    &n_emitted);
+
+  g_assert_false (fixture_handshake (fixture, &error));
+  assert_mismatch (error);
+  g_assert_cmpuint (n_emitted, ==, 0);
+  assert_server_refused (fixture);
+}
+
+static void
+test_validation_flags_cannot_mask (Fixture       *fixture,
+                                   gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  fixture_trust_root_a (fixture);
+  G_GNUC_BEGIN_IGNORE_DEPRECATIONS
+  g_tls_client_connection_set_validation_flags (G_TLS_CLIENT_CONNECTION (fixture->connection),
+                                                0);
+  G_GNUC_END_IGNORE_DEPRECATIONS
+
+  g_assert_false (fixture_handshake (fixture, &error));
+  assert_mismatch (error);
+  assert_server_refused (fixture);
+}
+
+static void
+test_rotation (Fixture       *fixture,
+               gconstpointer  data)
+{
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", "leaf2.pem", NULL);
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect (fixture, "host.test", pins);
+
+  g_assert_true (fixture_handshake (fixture, &error));
+  g_assert_no_error (error);
+  assert_certificate_is (g_tls_connection_get_peer_certificate (G_TLS_CONNECTION (fixture->connection)),
+                         "leaf2.pem");
+}
+
+/* BR-16: pins alone trust a self-signed server. */
+static void
+test_pin_only_self_signed (Fixture       *fixture,
+                           gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "host.test", "self.pem");
+
+  g_assert_true (fixture_handshake (fixture, &error));
+  g_assert_no_error (error);
+}
+
+static void
+test_not_tls (Fixture       *fixture,
+              gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+
+  g_assert_false (fixture_handshake (fixture, &error));
+  g_assert_error (error, G_TLS_ERROR, G_TLS_ERROR_NOT_TLS);
+}
+
+/* A server that never answers: the base socket's timeout ends the
+ * handshake. */
+static void
+test_base_timeout (Fixture       *fixture,
+                   gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_socket_set_timeout (g_socket_connection_get_socket (fixture->tcp), 1);
+
+  g_assert_false (fixture_handshake (fixture, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+}
+
+/* CA_AND_PINS ---------------------------------------------------------- */
+
+static void
+test_ca_and_pins_trusted (Fixture       *fixture,
+                          gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  fixture_trust_root_a (fixture);
+
+  g_assert_true (fixture_handshake (fixture, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_tls_connection_get_peer_certificate_errors (G_TLS_CONNECTION (fixture->connection)),
+                    ==, 0);
+}
+
+static void
+test_ca_and_pins_wrong_identity (Fixture       *fixture,
+                                 gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  guint n_emitted = 0;
+
+  fixture_connect_with (fixture, "other.test", "leaf1.pem");
+  fixture_trust_root_a (fixture);
+  g_signal_connect (fixture->connection, "accept-certificate", G_CALLBACK (refuse_cb),
+                    &n_emitted);
+
+  g_assert_false (fixture_handshake (fixture, &error));
+  g_assert_error (error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE);
+  g_assert_cmpuint (n_emitted, ==, 1);
+  assert_server_refused (fixture);
+}
+
+static void
+test_ca_and_pins_wrong_identity_accepted (Fixture       *fixture,
+                                          gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  guint n_emitted = 0;
+
+  fixture_connect_with (fixture, "other.test", "leaf1.pem");
+  fixture_trust_root_a (fixture);
+  g_signal_connect (fixture->connection, "accept-certificate", G_CALLBACK (accept_cb),
+                    &n_emitted);
+
+  g_assert_true (fixture_handshake (fixture, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (n_emitted, ==, 1);
+  g_assert_cmpuint (g_tls_connection_get_peer_certificate_errors (G_TLS_CONNECTION (fixture->connection)),
+                    ==, G_TLS_CERTIFICATE_BAD_IDENTITY);
+}
+
+static void
+test_ca_and_pins_system_database (Fixture       *fixture,
+                                  gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  pin_tls_client_connection_set_mode (fixture->connection, PIN_TLS_MODE_CA_AND_PINS);
+
+  g_assert_false (fixture_handshake (fixture, &error));
+  g_assert_error (error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE);
+  g_assert_cmpuint (g_tls_connection_get_peer_certificate_errors (G_TLS_CONNECTION (fixture->connection)),
+                    ==, G_TLS_CERTIFICATE_UNKNOWN_CA);
+  assert_server_refused (fixture);
+}
+
+/* BR-16: a pin match never stands in for a failed CA check. */
+static void
+test_ca_and_pins_self_signed (Fixture       *fixture,
+                              gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "host.test", "self.pem");
+  fixture_trust_root_a (fixture);
+
+  g_assert_false (fixture_handshake (fixture, &error));
+  g_assert_error (error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE);
+  assert_server_refused (fixture);
+}
+
+/* Names ---------------------------------------------------------------- */
+
+static void
+test_sni_normalized (Fixture       *fixture,
+                     gconstpointer  data)
+{
+  g_autofree char *server_name = NULL;
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "LOCALHOST.", "leaf1.pem");
+  g_assert_true (fixture_handshake (fixture, &error));
+  g_assert_no_error (error);
+  close_connection (fixture);
+
+  test_server_wait (fixture->server);
+  server_name = test_server_get_server_name (fixture->server);
+  g_assert_cmpstr (server_name, ==, "localhost");
+}
+
+static void
+test_sni_ip_address (Fixture       *fixture,
+                     gconstpointer  data)
+{
+  g_autofree char *server_name = NULL;
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "127.0.0.1", "leaf1.pem");
+  g_assert_true (fixture_handshake (fixture, &error));
+  g_assert_no_error (error);
+  close_connection (fixture);
+
+  test_server_wait (fixture->server);
+  server_name = test_server_get_server_name (fixture->server);
+  g_assert_true (test_server_got_client_hello (fixture->server));
+  g_assert_null (server_name);
+}
+
+/* Closing -------------------------------------------------------------- */
+
+static gssize
+read_after_greeting (Fixture *fixture,
+                     GError **error)
+{
+  char buffer[16];
+
+  g_assert_true (fixture_handshake (fixture, NULL));
+  read_text (fixture, "bye\n");
+
+  return g_input_stream_read (fixture_input (fixture), buffer, sizeof buffer, NULL, error);
+}
+
+static void
+test_close_notify_required (Fixture       *fixture,
+                            gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+
+  g_assert_cmpint (read_after_greeting (fixture, &error), ==, -1);
+  g_assert_error (error, G_TLS_ERROR, G_TLS_ERROR_EOF);
+}
+
+static void
+test_close_notify_not_required (Fixture       *fixture,
+                                gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_tls_connection_set_require_close_notify (G_TLS_CONNECTION (fixture->connection), FALSE);
+
+  g_assert_cmpint (read_after_greeting (fixture, &error), ==, 0);
+  g_assert_no_error (error);
+}
+
+static void
+test_close_sends_close_notify (Fixture       *fixture,
+                               gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  char byte;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  write_text (fixture, "x");
+  read_text (fixture, "x");
+
+  close_connection (fixture);
+  assert_server_received (fixture, "x");
+  g_assert_true (test_server_got_close_notify (fixture->server));
+
+  g_assert_cmpint (g_input_stream_read (fixture_input (fixture), &byte, 1, NULL, &error),
+                   ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED);
+  g_clear_error (&error);
+  g_assert_cmpint (g_output_stream_write (fixture_output (fixture), "y", 1, NULL, &error),
+                   ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED);
+}
+
+static void
+test_close_before_handshake (Fixture       *fixture,
+                             gconstpointer  data)
+{
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+
+  close_connection (fixture);
+  g_assert_true (g_io_stream_is_closed (G_IO_STREAM (fixture->tcp)));
+
+  test_server_wait (fixture->server);
+  g_assert_false (test_server_got_client_hello (fixture->server));
+  g_assert_false (test_server_got_close_notify (fixture->server));
+}
+
+static void
+test_close_async (Fixture       *fixture,
+                  gconstpointer  data)
+{
+  g_auto(AsyncWait) wait = { NULL };
+  g_autoptr(GError) error = NULL;
+  char byte;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  write_text (fixture, "x");
+  read_text (fixture, "x");
+
+  g_io_stream_close_async (G_IO_STREAM (fixture->connection), G_PRIORITY_DEFAULT, NULL,
+                           async_wait_cb, &wait);
+  iterate_until (&wait.done);
+
+  g_assert_true (g_io_stream_close_finish (G_IO_STREAM (fixture->connection), wait.result,
+                                           &error));
+  g_assert_no_error (error);
+  g_assert_true (wait.thread == fixture->test_thread);
+  assert_server_received (fixture, "x");
+  g_assert_true (test_server_got_close_notify (fixture->server));
+
+  g_assert_cmpint (g_input_stream_read (fixture_input (fixture), &byte, 1, NULL, &error),
+                   ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED);
+}
+
+/* Closing the output stream sends close_notify; the input stream still
+ * reads what the server sent, then its close_notify. */
+static void
+test_close_output_stream (Fixture       *fixture,
+                          gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  char byte;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  write_text (fixture, "half");
+
+  g_assert_true (g_output_stream_close (fixture_output (fixture), NULL, &error));
+  g_assert_no_error (error);
+  read_text (fixture, "half");
+  g_assert_cmpint (g_input_stream_read (fixture_input (fixture), &byte, 1, NULL, &error),
+                   ==, 0);
+  g_assert_no_error (error);
+
+  assert_server_received (fixture, "half");
+  g_assert_true (test_server_got_close_notify (fixture->server));
+  close_connection (fixture);
+}
+
+/* The handshake started on this thread's main context never ran a step:
+ * closing must not wait for it, and it fails. */
+static void
+test_close_during_async_handshake (Fixture       *fixture,
+                                   gconstpointer  data)
+{
+  g_auto(AsyncWait) wait = { NULL };
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (fixture->connection), G_PRIORITY_DEFAULT,
+                                    NULL, async_wait_cb, &wait);
+
+  close_connection (fixture);
+  iterate_until (&wait.done);
+
+  g_assert_false (g_tls_connection_handshake_finish (G_TLS_CONNECTION (fixture->connection),
+                                                     wait.result, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED);
+  g_assert_true (g_io_stream_is_closed (G_IO_STREAM (fixture->tcp)));
+}
+
+static void
+test_non_pollable_base (void)
+{
+  g_autoptr(GInputStream) memory_input = g_memory_input_stream_new ();
+  g_autoptr(GOutputStream) memory_output = g_memory_output_stream_new_resizable ();
+  g_autoptr(GInputStream) input = g_buffered_input_stream_new (memory_input);
+  g_autoptr(GOutputStream) output = g_buffered_output_stream_new (memory_output);
+  g_autoptr(GIOStream) base = g_simple_io_stream_new (input, output);
+  g_autoptr(GSocketConnectable) identity = g_network_address_new ("host.test", 443);
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_autoptr(GError) error = NULL;
+
+  g_assert_null (pin_tls_client_connection_new (base, identity, pins, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
+  g_assert_false (g_io_stream_is_closed (base));
+}
+
+/* Asynchronous operations and sources ---------------------------------- */
+
+static void
+notify_thread_cb (GObject    *object,
+                  GParamSpec *pspec,
+                  gpointer    data)
+{
+  GThread **thread = data;
+
+  *thread = g_thread_self ();
+}
+
+static void
+test_async_handshake (Fixture       *fixture,
+                      gconstpointer  data)
+{
+  g_auto(AsyncWait) wait = { NULL };
+  g_autoptr(GError) error = NULL;
+  GThread *notify_thread = NULL;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_signal_connect (fixture->connection, "notify::peer-certificate",
+                    G_CALLBACK (notify_thread_cb), &notify_thread);
+
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (fixture->connection), G_PRIORITY_DEFAULT,
+                                    NULL, async_wait_cb, &wait);
+  iterate_until (&wait.done);
+
+  g_assert_true (g_tls_connection_handshake_finish (G_TLS_CONNECTION (fixture->connection),
+                                                    wait.result, &error));
+  g_assert_no_error (error);
+  g_assert_true (wait.thread == fixture->test_thread);
+  g_assert_true (notify_thread == fixture->test_thread);
+  assert_peer (fixture);
+}
+
+static gpointer
+handshake_on_own_context_thread (gpointer data)
+{
+  Fixture *fixture = data;
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_auto(AsyncWait) wait = { NULL };
+  GThread *notify_thread = NULL;
+
+  g_main_context_push_thread_default (context);
+  g_signal_connect (fixture->connection, "notify::peer-certificate",
+                    G_CALLBACK (notify_thread_cb), &notify_thread);
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (fixture->connection), G_PRIORITY_DEFAULT,
+                                    NULL, async_wait_cb, &wait);
+  while (!wait.done)
+    g_main_context_iteration (context, TRUE);
+
+  g_assert_true (g_tls_connection_handshake_finish (G_TLS_CONNECTION (fixture->connection),
+                                                    wait.result, NULL));
+  g_assert_true (wait.thread == g_thread_self ());
+  g_assert_true (notify_thread == g_thread_self ());
+  g_signal_handlers_disconnect_by_data (fixture->connection, &notify_thread);
+  g_main_context_pop_thread_default (context);
+
+  return NULL;
+}
+
+/* The handshake runs on the thread-default context of the thread that
+ * asked for it, never on the global default one. */
+static void
+test_async_handshake_other_context (Fixture       *fixture,
+                                    gconstpointer  data)
+{
+  GThread *thread;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+
+  thread = g_thread_new ("own-context", handshake_on_own_context_thread, fixture);
+  g_thread_join (thread);
+
+  g_assert_false (g_main_context_pending (NULL));
+  write_text (fixture, "after");
+  read_text (fixture, "after");
+}
+
+static gpointer
+echo_thread (gpointer data)
+{
+  write_text (data, "waited");
+  read_text (data, "waited");
+
+  return NULL;
+}
+
+/* A blocking operation on another thread waits for the asynchronous
+ * handshake this thread's main loop runs. */
+static void
+test_async_handshake_thread_waits (Fixture       *fixture,
+                                   gconstpointer  data)
+{
+  g_auto(AsyncWait) wait = { NULL };
+  GThread *thread;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (fixture->connection), G_PRIORITY_DEFAULT,
+                                    NULL, async_wait_cb, &wait);
+  thread = g_thread_new ("echo", echo_thread, fixture);
+  iterate_until (&wait.done);
+  g_thread_join (thread);
+
+  g_assert_true (g_tls_connection_handshake_finish (G_TLS_CONNECTION (fixture->connection),
+                                                    wait.result, NULL));
+  close_connection (fixture);
+  assert_server_received (fixture, "waited");
+}
+
+static gboolean
+cancel_cb (gpointer data)
+{
+  g_cancellable_cancel (data);
+
+  return G_SOURCE_REMOVE;
+}
+
+/* Cancelled while it waits for a server that never answers: the low
+ * priority idle runs once the first step has sent the ClientHello. */
+static void
+test_async_handshake_cancelled (Fixture       *fixture,
+                                gconstpointer  data)
+{
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_auto(AsyncWait) wait = { NULL };
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (fixture->connection), G_PRIORITY_DEFAULT,
+                                    cancellable, async_wait_cb, &wait);
+  g_idle_add_full (G_PRIORITY_LOW, cancel_cb, cancellable, NULL);
+  iterate_until (&wait.done);
+
+  g_assert_false (g_tls_connection_handshake_finish (G_TLS_CONNECTION (fixture->connection),
+                                                     wait.result, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+  g_assert_false (fixture_handshake (fixture, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+}
+
+static void
+test_async_handshake_mismatch (Fixture       *fixture,
+                               gconstpointer  data)
+{
+  g_auto(AsyncWait) wait = { NULL };
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (fixture->connection), G_PRIORITY_DEFAULT,
+                                    NULL, async_wait_cb, &wait);
+  iterate_until (&wait.done);
+
+  g_assert_false (g_tls_connection_handshake_finish (G_TLS_CONNECTION (fixture->connection),
+                                                     wait.result, &error));
+  assert_mismatch (error);
+  g_assert_true (wait.thread == fixture->test_thread);
+  assert_server_refused (fixture);
+  assert_failed_with_mismatch (fixture);
+}
+
+/* Neither operation is preceded by a handshake: the first non-blocking
+ * attempt starts one on this thread's main context. */
+static void
+test_async_read_write (Fixture       *fixture,
+                       gconstpointer  data)
+{
+  g_auto(AsyncWait) read_wait = { NULL };
+  g_auto(AsyncWait) write_wait = { NULL };
+  g_autoptr(GError) error = NULL;
+  char buffer[16] = "";
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+
+  g_input_stream_read_async (fixture_input (fixture), buffer, sizeof buffer,
+                             G_PRIORITY_DEFAULT, NULL, async_wait_cb, &read_wait);
+  g_output_stream_write_async (fixture_output (fixture), "async", 5, G_PRIORITY_DEFAULT,
+                               NULL, async_wait_cb, &write_wait);
+  iterate_until (&write_wait.done);
+  iterate_until (&read_wait.done);
+
+  g_assert_cmpint (g_output_stream_write_finish (fixture_output (fixture), write_wait.result,
+                                                 &error), ==, 5);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_input_stream_read_finish (fixture_input (fixture), read_wait.result,
+                                               &error), ==, 5);
+  g_assert_no_error (error);
+  g_assert_cmpstr (buffer, ==, "async");
+  g_assert_true (read_wait.thread == fixture->test_thread);
+  g_assert_true (write_wait.thread == fixture->test_thread);
+}
+
+/* A pending asynchronous read has started the handshake on this thread's
+ * main context, which nobody iterates while the blocking write runs. */
+static void
+test_async_read_then_blocking_write (Fixture       *fixture,
+                                     gconstpointer  data)
+{
+  g_auto(AsyncWait) read_wait = { NULL };
+  g_autoptr(GError) error = NULL;
+  char buffer[16] = "";
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+
+  g_input_stream_read_async (fixture_input (fixture), buffer, sizeof buffer,
+                             G_PRIORITY_DEFAULT, NULL, async_wait_cb, &read_wait);
+  write_text (fixture, "request");
+  iterate_until (&read_wait.done);
+
+  g_assert_cmpint (g_input_stream_read_finish (fixture_input (fixture), read_wait.result,
+                                               &error), ==, 7);
+  g_assert_no_error (error);
+  g_assert_cmpstr (buffer, ==, "request");
+}
+
+static gboolean
+source_fired_cb (GObject *stream,
+                 gpointer data)
+{
+  gboolean *fired = data;
+
+  *fired = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+/* After a one-byte read, the rest of the echoed record waits inside
+ * GnuTLS, where polling the socket cannot see it. */
+static void
+test_source_sees_buffered_data (Fixture       *fixture,
+                                gconstpointer  data)
+{
+  GPollableInputStream *input;
+  g_autoptr(GSource) source = NULL;
+  gboolean fired = FALSE;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  input = G_POLLABLE_INPUT_STREAM (fixture_input (fixture));
+  write_text (fixture, "one\ntwo\n");
+  read_text (fixture, "o");
+
+  g_assert_true (g_pollable_input_stream_is_readable (input));
+  source = g_pollable_input_stream_create_source (input, NULL);
+  g_source_set_callback (source, G_SOURCE_FUNC (source_fired_cb), &fired, NULL);
+  g_source_attach (source, NULL);
+  iterate_until (&fired);
+
+  read_text (fixture, "ne\ntwo\n");
+}
+
+static gboolean
+read_during_handshake_cb (GTlsConnection      *connection,
+                          GTlsCertificate     *peer_certificate,
+                          GTlsCertificateFlags errors,
+                          gpointer             data)
+{
+  GError **read_error = data;
+  GInputStream *input = g_io_stream_get_input_stream (G_IO_STREAM (connection));
+  char byte;
+
+  g_assert_cmpint (g_input_stream_read (input, &byte, 1, NULL, read_error), ==, -1);
+
+  return FALSE;
+}
+
+static void
+connect_reading_in_handler (Fixture *fixture,
+                            GError **read_error)
+{
+  fixture_connect_with (fixture, "other.test", "leaf1.pem");
+  fixture_trust_root_a (fixture);
+  g_signal_connect (fixture->connection, "accept-certificate",
+                    G_CALLBACK (read_during_handshake_cb), read_error);
+}
+
+static void
+test_blocking_read_in_handler_async (Fixture       *fixture,
+                                     gconstpointer  data)
+{
+  g_auto(AsyncWait) wait = { NULL };
+  g_autoptr(GError) read_error = NULL;
+  g_autoptr(GError) error = NULL;
+
+  connect_reading_in_handler (fixture, &read_error);
+
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (fixture->connection), G_PRIORITY_DEFAULT,
+                                    NULL, async_wait_cb, &wait);
+  iterate_until (&wait.done);
+
+  g_assert_error (read_error, G_IO_ERROR, G_IO_ERROR_FAILED);
+  g_assert_false (g_tls_connection_handshake_finish (G_TLS_CONNECTION (fixture->connection),
+                                                     wait.result, &error));
+  g_assert_error (error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE);
+}
+
+static void
+test_blocking_read_in_handler_sync (Fixture       *fixture,
+                                    gconstpointer  data)
+{
+  g_autoptr(GError) read_error = NULL;
+  g_autoptr(GError) error = NULL;
+
+  connect_reading_in_handler (fixture, &read_error);
+
+  g_assert_false (fixture_handshake (fixture, &error));
+  g_assert_error (read_error, G_IO_ERROR, G_IO_ERROR_FAILED);
+  g_assert_error (error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE);
+}
+
+/* Cancellation and threads --------------------------------------------- */
+
+static void
+test_cancelled_handshake (Fixture       *fixture,
+                          gconstpointer  data)
+{
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GError) error = NULL;
+  char byte;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_cancellable_cancel (cancellable);
+
+  g_assert_false (g_tls_connection_handshake (G_TLS_CONNECTION (fixture->connection),
+                                              cancellable, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+
+  g_assert_false (fixture_handshake (fixture, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+  g_assert_cmpint (g_input_stream_read (fixture_input (fixture), &byte, 1, NULL, &error),
+                   ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+}
+
+static guint8 *
+bulk_pattern_new (void)
+{
+  guint8 *pattern = g_malloc (BULK_SIZE);
+  gsize i;
+
+  for (i = 0; i < BULK_SIZE; i++)
+    pattern[i] = i % 251;
+
+  return pattern;
+}
+
+static gpointer
+write_bulk_thread (gpointer data)
+{
+  GOutputStream *output = data;
+  g_autofree guint8 *pattern = bulk_pattern_new ();
+  g_autoptr(GError) error = NULL;
+  gsize written = 0;
+
+  g_output_stream_write_all (output, pattern, BULK_SIZE, &written, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (written, ==, BULK_SIZE);
+
+  return NULL;
+}
+
+/* One thread writes while this one reads, through the echo server, so both
+ * directions are busy at once. */
+static void
+test_concurrent_read_write (Fixture       *fixture,
+                            gconstpointer  data)
+{
+  g_autofree guint8 *expected = bulk_pattern_new ();
+  g_autofree guint8 *received = g_malloc (BULK_SIZE);
+  g_autoptr(GError) error = NULL;
+  GThread *writer;
+  gsize n_read = 0;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_assert_true (fixture_handshake (fixture, &error));
+
+  writer = g_thread_new ("bulk-writer", write_bulk_thread, fixture_output (fixture));
+  g_input_stream_read_all (fixture_input (fixture), received, BULK_SIZE, &n_read, NULL,
+                           &error);
+  g_thread_join (writer);
+
+  g_assert_no_error (error);
+  g_assert_cmpmem (received, n_read, expected, BULK_SIZE);
+}
+
+static gpointer
+write_ping_thread (gpointer data)
+{
+  write_text (data, "ping");
+
+  return NULL;
+}
+
+static gpointer
+read_ping_thread (gpointer data)
+{
+  read_text (data, "ping");
+
+  return NULL;
+}
+
+/* A reader and a writer wait for the handshake this thread runs; each must
+ * go on once it is done, whichever wakes first. */
+static void
+test_concurrent_first_operations (Fixture       *fixture,
+                                  gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  GThread *reader;
+  GThread *writer;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+
+  reader = g_thread_new ("reader", read_ping_thread, fixture);
+  writer = g_thread_new ("writer", write_ping_thread, fixture);
+  g_assert_true (fixture_handshake (fixture, &error));
+  g_assert_no_error (error);
+  g_thread_join (reader);
+  g_thread_join (writer);
+
+  close_connection (fixture);
+  assert_server_received (fixture, "ping");
+}
+
+/* Connect helpers ------------------------------------------------------ */
+
+static void
+test_connect (Fixture       *fixture,
+              gconstpointer  data)
+{
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_autoptr(GIOStream) base = NULL;
+  g_autoptr(GError) error = NULL;
+
+  fixture->connection = pin_tls_connect (test_server_get_address (fixture->server), 443, pins,
+                                         NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (fixture->connection);
+  g_object_get (fixture->connection, "base-io-stream", &base, NULL);
+  fixture_watch_tcp (fixture, G_SOCKET_CONNECTION (base));
+
+  write_text (fixture, "connected");
+  read_text (fixture, "connected");
+}
+
+static void
+test_connect_mismatch (Fixture       *fixture,
+                       gconstpointer  data)
+{
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_autoptr(GError) error = NULL;
+
+  fixture->connection = pin_tls_connect (test_server_get_address (fixture->server), 443, pins,
+                                         NULL, &error);
+  g_assert_null (fixture->connection);
+  assert_mismatch (error);
+  assert_server_refused (fixture);
+}
+
+static void
+test_fetch_server_chain (Fixture       *fixture,
+                         gconstpointer  data)
+{
+  g_autoptr(GPtrArray) expected = test_load_der_chain ("leaf1-chain.pem");
+  g_autoptr(GPtrArray) chain = NULL;
+  g_autoptr(GBytes) received = NULL;
+  g_autoptr(GError) error = NULL;
+  guint i;
+
+  chain = pin_tls_fetch_server_chain (test_server_get_address (fixture->server), 443,
+                                      "host.test", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (chain->len, ==, 2);
+  for (i = 0; i < chain->len; i++)
+    g_assert_true (g_bytes_equal (g_ptr_array_index (chain, i),
+                                  g_ptr_array_index (expected, i)));
+
+  test_server_wait (fixture->server);
+  received = test_server_get_received (fixture->server);
+  g_assert_cmpint (test_server_get_handshake_result (fixture->server), <, 0);
+  g_assert_cmpuint (g_bytes_get_size (received), ==, 0);
+}
+
+static gpointer
+cancel_soon_thread (gpointer data)
+{
+  g_usleep (G_USEC_PER_SEC / 10);
+  g_cancellable_cancel (data);
+
+  return NULL;
+}
+
+/* The server never answers; cancelling ends the fetch, whenever it comes. */
+static void
+test_fetch_server_chain_cancelled (Fixture       *fixture,
+                                   gconstpointer  data)
+{
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GPtrArray) chain = NULL;
+  g_autoptr(GError) error = NULL;
+  GThread *canceller;
+
+  canceller = g_thread_new ("canceller", cancel_soon_thread, cancellable);
+  chain = pin_tls_fetch_server_chain (test_server_get_address (fixture->server), 443,
+                                      "host.test", cancellable, &error);
+  g_thread_join (canceller);
+
+  g_assert_null (chain);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  /* Loopback tests follow no desktop proxy or settings. */
+  g_setenv ("GIO_USE_PROXY_RESOLVER", "dummy", TRUE);
+  g_setenv ("GSETTINGS_BACKEND", "memory", TRUE);
+  g_test_init (&argc, &argv, NULL);
+
+  add_test ("handshake-sync", &leaf1_server, test_handshake_sync);
+  add_test ("alpn", &alpn_server, test_alpn);
+  add_test ("channel-binding", &leaf1_server, test_channel_binding);
+  add_test ("echo", &leaf1_server, test_echo);
+
+  add_test ("mismatch", &leaf2_server, test_mismatch);
+  add_test ("implicit-handshake/mismatch", &leaf2_server, test_implicit_handshake_mismatch);
+  add_test ("implicit-handshake/match", &leaf1_server, test_implicit_handshake);
+  add_test ("accept-certificate/pin-only", &leaf2_server, test_accept_certificate_pin_only);
+  add_test ("accept-certificate/cannot-override", &leaf2_server,
+            test_accept_certificate_cannot_override);
+  add_test ("validation-flags-cannot-mask", &leaf2_server, test_validation_flags_cannot_mask);
+  add_test ("rotation", &leaf2_server, test_rotation);
+  add_test ("pin-only/self-signed", &self_server, test_pin_only_self_signed);
+  add_test ("not-tls", &http_server, test_not_tls);
+  add_test ("base-timeout", &silent_server, test_base_timeout);
+
+  add_test ("ca-and-pins/trusted", &leaf1_server, test_ca_and_pins_trusted);
+  add_test ("ca-and-pins/wrong-identity", &leaf1_server, test_ca_and_pins_wrong_identity);
+  add_test ("ca-and-pins/wrong-identity-accepted", &leaf1_server,
+            test_ca_and_pins_wrong_identity_accepted);
+  add_test ("ca-and-pins/system-database", &leaf1_server, test_ca_and_pins_system_database);
+  add_test ("ca-and-pins/self-signed", &self_server, test_ca_and_pins_self_signed);
+
+  add_test ("sni/normalized", &leaf1_server, test_sni_normalized);
+  add_test ("sni/ip-address", &leaf1_server, test_sni_ip_address);
+
+  add_test ("close-notify/required", &no_close_notify_server, test_close_notify_required);
+  add_test ("close-notify/not-required", &no_close_notify_server,
+            test_close_notify_not_required);
+  add_test ("close/sends-close-notify", &leaf1_server, test_close_sends_close_notify);
+  add_test ("close/async", &leaf1_server, test_close_async);
+  add_test ("close/output-stream", &leaf1_server, test_close_output_stream);
+  add_test ("close/before-handshake", &leaf1_server, test_close_before_handshake);
+  add_test ("close/during-async-handshake", &leaf1_server, test_close_during_async_handshake);
+  g_test_add_func ("/pintls/connection/non-pollable-base", test_non_pollable_base);
+
+  add_test ("async/handshake", &leaf1_server, test_async_handshake);
+  add_test ("async/handshake-mismatch", &leaf2_server, test_async_handshake_mismatch);
+  add_test ("async/handshake-other-context", &leaf1_server, test_async_handshake_other_context);
+  add_test ("async/handshake-thread-waits", &leaf1_server, test_async_handshake_thread_waits);
+  add_test ("async/handshake-cancelled", &silent_server, test_async_handshake_cancelled);
+  add_test ("async/read-write", &leaf1_server, test_async_read_write);
+  add_test ("async/read-then-blocking-write", &leaf1_server,
+            test_async_read_then_blocking_write);
+  add_test ("async/source-sees-buffered-data", &leaf1_server, test_source_sees_buffered_data);
+  add_test ("async/blocking-read-in-handler", &leaf1_server,
+            test_blocking_read_in_handler_async);
+  add_test ("blocking-read-in-handler", &leaf1_server, test_blocking_read_in_handler_sync);
+
+  add_test ("cancelled-handshake", &leaf1_server, test_cancelled_handshake);
+  add_test ("concurrent-read-write", &leaf1_server, test_concurrent_read_write);
+  add_test ("concurrent-first-operations", &leaf1_server, test_concurrent_first_operations);
+
+  add_test ("connect/match", &leaf1_server, test_connect);
+  add_test ("connect/mismatch", &leaf2_server, test_connect_mismatch);
+  add_test ("fetch-server-chain/chain", &leaf1_server, test_fetch_server_chain);
+  add_test ("fetch-server-chain/cancelled", &silent_server, test_fetch_server_chain_cancelled);
+
+  return g_test_run ();
+}

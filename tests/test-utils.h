@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* What the C test suites share: paths to the certificates in data/, and an
+ * in-process GnuTLS server on a loopback port chosen at run time. */
+
+#pragma once
+
+#include <gio/gio.h>
+#include <gnutls/gnutls.h>
+
+#include "pin-tls-private.h"
+
+G_BEGIN_DECLS
+
+/* How long any wait on a test server may last before the test fails. */
+#define TEST_TIMEOUT_SECONDS 30
+
+/* Path of a file in data/certs (or data/demo with "demo/cert1.pem"). */
+char *test_data_path (const char *name);
+
+/* The DER certificates of a PEM file in data/certs, in file order. */
+GPtrArray *test_load_der_chain (const char *name);
+
+/* The public-key pin (sha256/...) of the first certificate of a PEM file in
+ * data/certs, computed by `certtool -i`, independently of pintls. */
+char *test_certtool_pin (const char *name);
+
+/* A pin set of the public keys of the first certificate of each file. */
+PinTlsPinSet *test_pins_for (const char *first_name,
+                             ...) G_GNUC_NULL_TERMINATED;
+
+/* The TLS version the in-process servers are restricted to, from
+ * PINTLS_TEST_TLS_VERSION: "1.2", "1.3", or NULL when it is unset. */
+const char *test_tls_version (void);
+
+/* The same restriction as a GnuTLS priority string ("NORMAL" when unset). */
+const char *test_server_priority (void);
+
+typedef struct
+{
+  const char *chain;     /* PEM file in data/certs: the certificates served */
+  const char *key;       /* PEM file in data/certs: their key */
+  const char *priority;  /* NULL: test_server_priority () */
+  gboolean tickets;      /* offer session tickets */
+  gboolean anonymous;    /* anonymous key exchange only, no certificate at
+                          * all: chain and key are ignored, and priority
+                          * must enable an ANON key exchange */
+  const char *greeting;  /* sent right after the handshake, if not NULL */
+  gboolean no_close_notify; /* after the handshake and the greeting, shut
+                             * down the TCP connection's sending side without
+                             * a close_notify, and echo nothing */
+  const char *alpn;      /* the one protocol the server selects through
+                          * ALPN when the client offers it, or NULL */
+  gboolean no_tls;       /* no TLS at all: send the greeting, if any, as
+                          * plain text, then wait for the client to close;
+                          * nothing of it is reported */
+} TestServerOptions;
+
+typedef struct _TestServer TestServer;
+
+/* Starts a server thread accepting connections on 127.0.0.1, one at a
+ * time. It runs a handshake and then echoes whatever it reads until the
+ * client closes. Every read and write of the server times out after
+ * TEST_TIMEOUT_SECONDS. */
+TestServer *test_server_new (const TestServerOptions *options);
+
+guint16 test_server_get_port (TestServer *server);
+
+/* "127.0.0.1:PORT" */
+const char *test_server_get_address (TestServer *server);
+
+/* Waits until the server has finished with a connection that no earlier
+ * call reported, then reports on it: call it once per connection made.
+ * Fails the test after TEST_TIMEOUT_SECONDS. */
+void test_server_wait (TestServer *server);
+
+/* The handshake result of the last connection: 0 or a GnuTLS error. */
+int test_server_get_handshake_result (TestServer *server);
+
+/* The fatal alert the client sent in the last connection, or -1. */
+int test_server_get_alert (TestServer *server);
+
+/* The application data the server received in the last connection. */
+GBytes *test_server_get_received (TestServer *server);
+
+/* Whether the last connection ended with the client's close_notify. */
+gboolean test_server_got_close_notify (TestServer *server);
+
+/* Whether a ClientHello arrived in the last connection. */
+gboolean test_server_got_client_hello (TestServer *server);
+
+/* The host name the client sent as SNI in the last connection, or NULL if
+ * it sent none. */
+char *test_server_get_server_name (TestServer *server);
+
+void test_server_free (TestServer *server);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TestServer, test_server_free)
+
+G_END_DECLS
