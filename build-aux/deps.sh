@@ -10,10 +10,11 @@ PINTLS_BUILD_PACKAGES="
   gobject-introspection libgirepository1.0-dev
 "
 
-# What the test suites add: independent TLS peers and the Python that
-# drives the command-line tests.
+# What the test suites add: independent TLS peers, Vala and GTK 4 for
+# the examples.
 PINTLS_TEST_PACKAGES="
   gnutls-bin openssl nginx-light python3
+  valac libgtk-4-dev
 "
 
 pintls_install_packages ()
