@@ -10,11 +10,12 @@ PINTLS_BUILD_PACKAGES="
   gobject-introspection libgirepository1.0-dev
 "
 
-# What the test suites add: independent TLS peers, Vala and GTK 4 for
-# the examples.
+# What the test suites add: independent TLS peers, the binding runtimes,
+# Vala, the GTK example under Xvfb.
 PINTLS_TEST_PACKAGES="
-  gnutls-bin openssl nginx-light python3
-  valac libgtk-4-dev
+  gnutls-bin openssl nginx-light
+  python3 python3-gi gjs valac
+  libgtk-4-dev xvfb xauth
 "
 
 pintls_install_packages ()
