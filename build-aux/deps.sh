@@ -11,10 +11,10 @@ PINTLS_BUILD_PACKAGES="
 "
 
 # What the test suites add: independent TLS peers, the binding runtimes,
-# Vala, the GTK example under Xvfb.
+# Vala, the API reference, the GTK example under Xvfb.
 PINTLS_TEST_PACKAGES="
   gnutls-bin openssl nginx-light
-  python3 python3-gi gjs valac
+  python3 python3-gi gjs valac gi-docgen
   libgtk-4-dev xvfb xauth
 "
 

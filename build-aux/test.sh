@@ -12,5 +12,5 @@ srcdir=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck disable=SC2086
 pintls_install_packages $PINTLS_BUILD_PACKAGES $PINTLS_TEST_PACKAGES
 pintls_build "${PINTLS_BUILDDIR:-$srcdir/_build}" "$srcdir" \
-  -Dintrospection=enabled -Dvapi=enabled -Dgtk_example=enabled
+  -Dintrospection=enabled -Dvapi=enabled -Ddocs=enabled -Dgtk_example=enabled
 meson test -C "${PINTLS_BUILDDIR:-$srcdir/_build}" --print-errorlogs "$@"
