@@ -193,9 +193,12 @@ char *
 _pin_tls_describe_ca_flags (GTlsCertificateFlags flags,
                             const char          *server_name)
 {
+  if ((flags & G_TLS_CERTIFICATE_BAD_IDENTITY) && server_name == NULL)
+    return g_strdup ("The server certificate cannot be checked: no server "
+                     "name was given");
   if (flags & G_TLS_CERTIFICATE_BAD_IDENTITY)
     return g_strdup_printf ("The server certificate does not match the "
-                            "server name “%s”", server_name ? server_name : "");
+                            "server name “%s”", server_name);
   if (flags & G_TLS_CERTIFICATE_UNKNOWN_CA)
     return g_strdup ("The server certificate is not trusted: it is not "
                      "signed by a known certificate authority");
@@ -325,7 +328,15 @@ anchor_matches (gnutls_x509_crt_t anchor,
   return matched;
 }
 
-static gboolean
+/* Where on the path a pin matched, if it did. */
+typedef enum
+{
+  PATH_MATCH_NONE,
+  PATH_MATCH_LEAF,
+  PATH_MATCH_ISSUER,
+} PathMatch;
+
+static PathMatch
 path_matches (PinTlsChain          *chain,
               const gnutls_datum_t *der,
               PinTlsPinSet         *pins)
@@ -337,10 +348,28 @@ path_matches (PinTlsChain          *chain,
       guint index = chain->path[i];
 
       if (certificate_matches (chain->certs[index], &der[index], pins))
-        return TRUE;
+        return index == 0 ? PATH_MATCH_LEAF : PATH_MATCH_ISSUER;
     }
 
-  return chain->anchor != NULL && anchor_matches (chain->anchor, pins);
+  if (chain->anchor != NULL && anchor_matches (chain->anchor, pins))
+    return PATH_MATCH_ISSUER;
+
+  return PATH_MATCH_NONE;
+}
+
+/* A pinned issuer vouches for every certificate it signs, whatever name
+ * they carry; only the leaf's names say which server it is for. So when
+ * no CA validation runs, a pin that matched an issuer rather than the leaf
+ * still needs the leaf to name the server. */
+static GTlsCertificateFlags
+issuer_pin_identity_errors (PinTlsChain *chain,
+                            const char  *server_name)
+{
+  if (server_name == NULL
+      || !gnutls_x509_crt_check_hostname2 (chain->certs[0], server_name, 0))
+    return G_TLS_CERTIFICATE_BAD_IDENTITY;
+
+  return 0;
 }
 
 /* Computes the verdict on a presented chain. In CA_AND_PINS mode a chain
@@ -357,6 +386,7 @@ _pin_tls_decision_compute (PinTlsDecision        *verdict,
 {
   g_autoptr(PinTlsChain) chain = NULL;
   gboolean check_ca = (mode == PIN_TLS_MODE_CA_AND_PINS);
+  PathMatch match;
 
   memset (verdict, 0, sizeof *verdict);
 
@@ -368,10 +398,13 @@ _pin_tls_decision_compute (PinTlsDecision        *verdict,
   verdict->presented_pins = presented_pins (chain);
   verdict->path = g_memdup2 (chain->path, chain->path_length * sizeof (guint));
   verdict->path_length = chain->path_length;
-  verdict->pin_matched = path_matches (chain, der, pins);
+  match = path_matches (chain, der, pins);
+  verdict->pin_matched = (match != PATH_MATCH_NONE);
 
   if (check_ca)
     verdict->ca_errors = trust->verify (trust, chain, server_name);
+  else if (match == PATH_MATCH_ISSUER)
+    verdict->ca_errors = issuer_pin_identity_errors (chain, server_name);
 
   if (verdict->ca_errors != 0)
     {
@@ -515,12 +548,16 @@ _pin_tls_system_trust_list (GError **error)
  * server merely appended never satisfies a pin. In
  * %PIN_TLS_MODE_CA_AND_PINS mode the path may end at a trust anchor of
  * @trust_list, whose pin then counts too, and the chain must validate for
- * @server_name before any pin is looked at.
+ * @server_name before any pin is looked at. In %PIN_TLS_MODE_PIN_ONLY mode
+ * a pin on the leaf is the whole decision, but a pin that matches only an
+ * issuer also needs the leaf to name @server_name: the issuer signs
+ * certificates for other servers too.
  *
  * The error is %PIN_TLS_ERROR_PIN_MISMATCH when no eligible certificate is
  * pinned, with a message listing the presented and the configured pins, and
- * %G_TLS_ERROR_BAD_CERTIFICATE when the chain is empty, unreadable, or (in
- * %PIN_TLS_MODE_CA_AND_PINS mode) not trusted for @server_name.
+ * %G_TLS_ERROR_BAD_CERTIFICATE when the chain is empty, unreadable, not
+ * trusted for @server_name (in %PIN_TLS_MODE_CA_AND_PINS mode), or pinned
+ * only through an issuer while the leaf does not name @server_name.
  *
  * Returns: %TRUE if the chain is accepted
  */

@@ -20,7 +20,11 @@ G_BEGIN_DECLS
  * @PIN_TLS_MODE_PIN_ONLY: a pin match is the whole trust decision. The
  *   server's certificate need not chain to a certificate authority, name the
  *   server or be within its validity dates; self-signed pinned servers work.
- *   This is also the explicit opt-out of host name checks.
+ *   This is also the explicit opt-out of host name checks for pinned server
+ *   certificates. A pin that matches only an issuing certificate (an
+ *   intermediate or a root) is different: that issuer signs certificates
+ *   for other servers too, so the server certificate must then name the
+ *   server.
  * @PIN_TLS_MODE_CA_AND_PINS: the chain must also validate against a trust
  *   database (the system store by default) for the server identity, as a
  *   browser would check it, and then match a pin.

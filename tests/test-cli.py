@@ -539,6 +539,20 @@ class HostNameTests(ToolTestCase):
         self.assertExitStatus(result, UNTRUSTED)
         self.assertOneErrorLine(result)
 
+    def test_pinned_issuer_for_another_name(self):
+        # Without CA checks, a pinned issuer still vouches only for
+        # certificates that name the server.
+        server = self.gnutls_serv("other-chain.pem", "other.key")
+        result = self.connect(server, "--server-name", "host.test",
+                              "--pin", pin("intA.pem"))
+        self.assertExitStatus(result, UNTRUSTED)
+        self.assertIn("host.test", self.assertOneErrorLine(result))
+
+        result = self.connect(server, "--server-name", "other.test",
+                              "--pin", pin("intA.pem"), stdin=b"issuer\n")
+        self.assertExitStatus(result, OK)
+        self.assertEqual(result.stdout, b"issuer\n")
+
     def test_ip_address_without_server_name(self):
         server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key")
         result = self.connect(server, "--ca-file", str(CERTS / "rootA.pem"),

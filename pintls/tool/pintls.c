@@ -37,8 +37,9 @@ static const char exit_status_help[] =
   "  3  pin mismatch: the server presented none of the pins; this client is\n"
   "     outdated and an update is required\n"
   "  4  the server's certificate was refused for a reason other than pins:\n"
-  "     with --ca-file or --system-ca, it is not trusted or does not name\n"
-  "     the server";
+  "     it is not trusted (with --ca-file or --system-ca), it does not name\n"
+  "     the server (with those options, or when only an issuer's pin\n"
+  "     matched), or there is none";
 
 typedef struct _Command Command;
 struct _Command
