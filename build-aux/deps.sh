@@ -11,11 +11,12 @@ PINTLS_BUILD_PACKAGES="
 "
 
 # What the test suites add: independent TLS peers, the binding runtimes,
-# Vala, the API reference, the GTK example under Xvfb.
+# Vala, the API reference, the GTK example under Xvfb, the layout check.
 PINTLS_TEST_PACKAGES="
   gnutls-bin openssl nginx-light
   python3 python3-gi gjs valac gi-docgen
   libgtk-4-dev xvfb xauth
+  uncrustify
 "
 
 pintls_install_packages ()
