@@ -92,7 +92,10 @@ report_error (const GError *error)
   return report_error_as (error, status_for_error (error));
 }
 
-static ExitStatus G_GNUC_PRINTF (1, 2)
+static ExitStatus report_usage (const char *format,
+                                ...) G_GNUC_PRINTF (1, 2);
+
+static ExitStatus
 report_usage (const char *format,
               ...)
 {
