@@ -1350,7 +1350,7 @@ connection_source_dispatch (GSource    *gsource,
                             gpointer    user_data)
 {
   ConnectionSource *source = (ConnectionSource *) gsource;
-  GPollableSourceFunc func = (GPollableSourceFunc) (void (*) (void)) callback;
+  GPollableSourceFunc func = (GPollableSourceFunc) (GCallback) callback;
   gboolean again;
 
   again = func (source->stream, user_data);
@@ -1690,8 +1690,8 @@ pin_tls_client_connection_initable_init (GInitable    *initable,
   self->base_input = G_POLLABLE_INPUT_STREAM (base_input);
   self->base_output = G_POLLABLE_OUTPUT_STREAM (base_output);
 
-  ret = gnutls_init (&self->session, GNUTLS_CLIENT | GNUTLS_NONBLOCK
-                                       | GNUTLS_NO_TICKETS);
+  ret = gnutls_init (&self->session,
+                     GNUTLS_CLIENT | GNUTLS_NONBLOCK | GNUTLS_NO_TICKETS);
   if (ret == 0)
     ret = gnutls_set_default_priority (self->session);
   if (ret == 0)
