@@ -153,10 +153,13 @@ fixture_output (Fixture *fixture)
   return g_io_stream_get_output_stream (G_IO_STREAM (fixture->connection));
 }
 
+typedef void (*FixtureTestFunc) (Fixture      *fixture,
+                                 gconstpointer data);
+
 static void
 add_test (const char              *path,
           const TestServerOptions *options,
-          void (*test) (Fixture *, gconstpointer))
+          FixtureTestFunc          test)
 {
   g_autofree char *full_path = g_strconcat ("/pintls/connection/", path, NULL);
 

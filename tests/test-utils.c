@@ -222,8 +222,9 @@ server_session_new (TestServer       *server,
 {
   gnutls_session_t session;
 
-  g_assert_cmpint (gnutls_init (&session, GNUTLS_SERVER
-                                            | (server->tickets ? 0 : GNUTLS_NO_TICKETS)),
+  g_assert_cmpint (gnutls_init (&session,
+                                GNUTLS_SERVER
+                                | (server->tickets ? 0 : GNUTLS_NO_TICKETS)),
                    ==, 0);
   g_assert_cmpint (gnutls_priority_set (session, server->priority), ==, 0);
   if (server->anonymous)
