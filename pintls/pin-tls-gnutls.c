@@ -100,7 +100,7 @@ decide (gnutls_session_t    session,
     trust = own_trust = credentials_trust (session);
 
   _pin_tls_decision_compute (&verdict, check->pins, peers, n_peers, check->mode,
-                            check->server_name, trust);
+                             check->server_name, trust);
   g_clear_pointer (&own_trust, _pin_tls_trust_free);
 
   accepted = verdict.accepted;
@@ -258,7 +258,7 @@ _pin_tls_session_install (gnutls_session_t session,
 
 void
 _pin_tls_session_check_set_hook (PinTlsSessionCheck *check,
-                                 PinTlsDecisionHook   hook,
+                                 PinTlsDecisionHook  hook,
                                  gpointer            user_data)
 {
   check->hook = hook;

@@ -175,7 +175,7 @@ struct _TestServer
 
   GMutex lock;
   GCond cond;
-  int client_fd;         /* the connection being served, or -1 */
+  int client_fd;           /* the connection being served, or -1 */
   guint n_finished;
   guint n_reported;
   TestServerReport report; /* of the connection that finished last */

@@ -197,9 +197,9 @@ typedef enum
 } Outcome;
 
 static void
-assert_outcome (gboolean  accepted,
-                GError   *error,
-                Outcome   outcome)
+assert_outcome (gboolean accepted,
+                GError  *error,
+                Outcome  outcome)
 {
   switch (outcome)
     {
