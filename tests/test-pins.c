@@ -23,56 +23,6 @@
 
 #define LARGE_SET_SIZE 100000
 
-/* Private helpers with the contracts of test_data_path(),
- * test_load_der_chain() and test_certtool_pin() in test-utils.h. */
-
-static char *
-local_data_path (const char *name)
-{
-  const char *data_dir = g_getenv ("PINTLS_DATA_DIR");
-
-  g_assert_nonnull (data_dir);
-
-  return g_build_filename (data_dir, "certs", name, NULL);
-}
-
-static GPtrArray *
-local_load_der_chain (const char *name)
-{
-  g_autofree char *path = local_data_path (name);
-  g_autofree char *contents = NULL;
-  g_autoptr(GError) error = NULL;
-  gnutls_x509_crt_t *certs = NULL;
-  unsigned int n_certs = 0;
-  gnutls_datum_t pem;
-  GPtrArray *chain;
-  gsize length;
-  unsigned int i;
-
-  g_file_get_contents (path, &contents, &length, &error);
-  g_assert_no_error (error);
-
-  pem.data = (guchar *) contents;
-  pem.size = length;
-  g_assert_cmpint (gnutls_x509_crt_list_import2 (&certs, &n_certs, &pem,
-                                                 GNUTLS_X509_FMT_PEM, 0), ==, 0);
-
-  chain = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
-  for (i = 0; i < n_certs; i++)
-    {
-      gnutls_datum_t der = { NULL, 0 };
-
-      g_assert_cmpint (gnutls_x509_crt_export2 (certs[i], GNUTLS_X509_FMT_DER,
-                                                &der), ==, 0);
-      g_ptr_array_add (chain, g_bytes_new (der.data, der.size));
-      gnutls_free (der.data);
-      gnutls_x509_crt_deinit (certs[i]);
-    }
-  gnutls_free (certs);
-
-  return chain;
-}
-
 /* Runs @command_line and returns its standard output, stripped. */
 static char *
 run_command (const char *command_line)
@@ -91,31 +41,12 @@ run_command (const char *command_line)
   return g_strdup (g_strstrip (output));
 }
 
-static char *
-local_certtool_pin (const char *name)
-{
-  g_autofree char *path = local_data_path (name);
-  g_autofree char *quoted = g_shell_quote (path);
-  g_autofree char *command = g_strdup_printf ("certtool -i --infile %s",
-                                              quoted);
-  g_autofree char *info = run_command (command);
-  const char *found = strstr (info, "pin-sha256:");
-  g_autofree char *base64 = NULL;
-
-  g_assert_nonnull (found);
-  found += strlen ("pin-sha256:");
-
-  base64 = g_strndup (found, strcspn (found, "\r\n"));
-
-  return g_strconcat ("sha256/", base64, NULL);
-}
-
 /* The public-key pin of a certificate file as the usual OpenSSL pipeline
  * computes it. */
 static char *
 openssl_pin (const char *name)
 {
-  g_autofree char *path = local_data_path (name);
+  g_autofree char *path = test_data_path (name);
   g_autofree char *quoted = g_shell_quote (path);
   g_autofree char *pipeline = NULL;
   g_autofree char *quoted_pipeline = NULL;
@@ -151,7 +82,7 @@ require_program (const char *program)
 static GBytes *
 load_first_der (const char *name)
 {
-  g_autoptr(GPtrArray) chain = local_load_der_chain (name);
+  g_autoptr(GPtrArray) chain = test_load_der_chain (name);
 
   g_assert_cmpuint (chain->len, >, 0);
 
@@ -296,8 +227,8 @@ test_parse_spelling (gconstpointer data)
   if (!require_program ("certtool"))
     return;
 
-  pin_a = local_certtool_pin ("leaf1.pem");
-  pin_b = local_certtool_pin ("rsa2048.pem");
+  pin_a = test_certtool_pin ("leaf1.pem");
+  pin_b = test_certtool_pin ("rsa2048.pem");
   base64_a = respell_base64 (pin_a + strlen ("sha256/"), spelling->form);
   base64_b = respell_base64 (pin_b + strlen ("sha256/"), spelling->form);
 
@@ -386,8 +317,8 @@ test_parse_fingerprint (gconstpointer data)
   g_autoptr(GBytes) der = load_first_der ("leaf1.pem");
   g_autofree char *hex = fingerprint (der);
   g_autofree char *spelled = respell_hex (hex, form);
-  g_autofree char *pem_path = local_data_path ("leaf1.pem");
-  g_autofree char *der_path = local_data_path ("leaf1.der");
+  g_autofree char *pem_path = test_data_path ("leaf1.pem");
+  g_autofree char *der_path = test_data_path ("leaf1.der");
   g_autoptr(PinTlsPinSet) set = NULL;
   g_autoptr(PinTlsPinSet) from_pem = NULL;
   g_autoptr(PinTlsPinSet) from_der = NULL;
@@ -649,7 +580,7 @@ test_file_bad (TmpDir        *fixture,
 static PinTlsPinSet *
 fingerprints_of (const char *name)
 {
-  g_autoptr(GPtrArray) chain = local_load_der_chain (name);
+  g_autoptr(GPtrArray) chain = test_load_der_chain (name);
   g_autoptr(GPtrArray) hex = g_ptr_array_new_with_free_func (g_free);
   guint i;
 
@@ -663,7 +594,7 @@ fingerprints_of (const char *name)
 static void
 test_file_pem_chain (void)
 {
-  g_autofree char *path = local_data_path ("forged-chain.pem");
+  g_autofree char *path = test_data_path ("forged-chain.pem");
   g_autoptr(PinTlsPinSet) expected = fingerprints_of ("forged-chain.pem");
   g_autoptr(PinTlsPinSet) set = pin_set_new_from_file_checked (path);
 
@@ -674,7 +605,7 @@ test_file_pem_chain (void)
 static void
 test_file_der (void)
 {
-  g_autofree char *path = local_data_path ("leaf1.der");
+  g_autofree char *path = test_data_path ("leaf1.der");
   g_autoptr(PinTlsPinSet) expected = fingerprints_of ("leaf1.pem");
   g_autoptr(PinTlsPinSet) set = pin_set_new_from_file_checked (path);
 
@@ -685,7 +616,7 @@ test_file_der (void)
 static GTlsCertificate *
 load_certificate (const char *name)
 {
-  g_autofree char *path = local_data_path (name);
+  g_autofree char *path = test_data_path (name);
   g_autoptr(GError) error = NULL;
   GTlsCertificate *certificate;
 
@@ -755,7 +686,7 @@ test_union (void)
 static void
 test_union_kinds (void)
 {
-  g_autofree char *path = local_data_path ("leaf1.pem");
+  g_autofree char *path = test_data_path ("leaf1.pem");
   g_autoptr(GBytes) der = load_first_der ("leaf1.pem");
   g_autofree char *spki_pin = NULL;
   g_autoptr(PinTlsPinSet) spki = NULL;
@@ -811,7 +742,7 @@ matches (PinTlsPinSet *set,
 static void
 test_matches_certificate (void)
 {
-  g_autofree char *path = local_data_path ("leaf1.pem");
+  g_autofree char *path = test_data_path ("leaf1.pem");
   g_autoptr(GTlsCertificate) leaf = load_certificate ("leaf1.pem");
   g_autoptr(PinTlsPinSet) spki = NULL;
   g_autoptr(PinTlsPinSet) certificate = NULL;
@@ -900,7 +831,7 @@ test_spki_pin (gconstpointer data)
   from_certificate = pin_tls_spki_pin_for_certificate (certificate, &error);
   g_assert_no_error (error);
 
-  certtool = local_certtool_pin (name);
+  certtool = test_certtool_pin (name);
   openssl = openssl_pin (name);
 
   g_assert_cmpstr (from_der, ==, certtool);

@@ -12,56 +12,6 @@
 
 #define HOSTILE_COPIES 200
 
-/* Private helpers with the contracts of test_data_path() and
- * test_load_der_chain() in test-utils.h. */
-
-static char *
-local_data_path (const char *name)
-{
-  const char *data_dir = g_getenv ("PINTLS_DATA_DIR");
-
-  g_assert_nonnull (data_dir);
-
-  return g_build_filename (data_dir, "certs", name, NULL);
-}
-
-static GPtrArray *
-local_load_der_chain (const char *name)
-{
-  g_autofree char *path = local_data_path (name);
-  g_autofree char *contents = NULL;
-  g_autoptr(GError) error = NULL;
-  gnutls_x509_crt_t *certs = NULL;
-  unsigned int n_certs = 0;
-  gnutls_datum_t pem;
-  GPtrArray *chain;
-  gsize length;
-  unsigned int i;
-
-  g_file_get_contents (path, &contents, &length, &error);
-  g_assert_no_error (error);
-
-  pem.data = (guchar *) contents;
-  pem.size = length;
-  g_assert_cmpint (gnutls_x509_crt_list_import2 (&certs, &n_certs, &pem,
-                                                 GNUTLS_X509_FMT_PEM, 0), ==, 0);
-
-  chain = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
-  for (i = 0; i < n_certs; i++)
-    {
-      gnutls_datum_t der = { NULL, 0 };
-
-      g_assert_cmpint (gnutls_x509_crt_export2 (certs[i], GNUTLS_X509_FMT_DER,
-                                                &der), ==, 0);
-      g_ptr_array_add (chain, g_bytes_new (der.data, der.size));
-      gnutls_free (der.data);
-      gnutls_x509_crt_deinit (certs[i]);
-    }
-  gnutls_free (certs);
-
-  return chain;
-}
-
 /* The certificates of @files, in order, as a server would send them. */
 static GPtrArray *
 load_chain (const char *const *files)
@@ -71,7 +21,7 @@ load_chain (const char *const *files)
 
   for (i = 0; files[i] != NULL; i++)
     {
-      g_autoptr(GPtrArray) certs = local_load_der_chain (files[i]);
+      g_autoptr(GPtrArray) certs = test_load_der_chain (files[i]);
       guint j;
 
       for (j = 0; j < certs->len; j++)
@@ -84,7 +34,7 @@ load_chain (const char *const *files)
 static GBytes *
 load_first_der (const char *name)
 {
-  g_autoptr(GPtrArray) chain = local_load_der_chain (name);
+  g_autoptr(GPtrArray) chain = test_load_der_chain (name);
 
   return g_bytes_ref (g_ptr_array_index (chain, 0));
 }
@@ -140,7 +90,7 @@ trust_list_new (const char *const *ca_files)
   g_assert_cmpint (gnutls_x509_trust_list_init (&list, 0), ==, 0);
   for (i = 0; ca_files[i] != NULL; i++)
     {
-      g_autofree char *path = local_data_path (ca_files[i]);
+      g_autofree char *path = test_data_path (ca_files[i]);
 
       g_assert_cmpint (gnutls_x509_trust_list_add_trust_file (list, path, NULL,
                                                               GNUTLS_X509_FMT_PEM,
