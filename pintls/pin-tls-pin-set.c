@@ -40,6 +40,9 @@
  *
  * SHA-1 digests, digests of the wrong length and the SHA-256 digest of empty
  * input (a common placeholder) are refused.
+ *
+ * A set made with g_object_new() instead of a constructor holds no pins;
+ * every verdict on it fails with %PIN_TLS_ERROR_EMPTY_PIN_SET.
  */
 
 #include "pin-tls-private.h"
@@ -149,15 +152,26 @@ add_pin (PinTlsPinSet    *self,
   g_array_append_val (self->pins, *pin);
 }
 
-/* Freezes the set once every pin is in, with the digest that identifies
- * its contents whatever order the pins came in. */
+/* Computes the digest that identifies the set's contents whatever order
+ * the pins came in. Done once every pin is in. */
+static PinTlsPinSet *
+freeze_set (PinTlsPinSet *self)
+{
+  g_autoptr(GArray) sorted = g_array_copy (self->pins);
+
+  g_array_sort (sorted, pin_compare);
+  gnutls_hash_fast (GNUTLS_DIG_SHA256, sorted->data,
+                    sorted->len * sizeof (PinTlsPin), self->set_digest);
+
+  return self;
+}
+
+/* Freezes the set, or refuses it and frees it if it holds no pin. */
 static PinTlsPinSet *
 finish_set (PinTlsPinSet *self,
             const char   *source,
             GError      **error)
 {
-  g_autoptr(GArray) sorted = NULL;
-
   if (self->pins->len == 0)
     {
       g_set_error (error, PIN_TLS_ERROR, PIN_TLS_ERROR_EMPTY_PIN_SET,
@@ -166,12 +180,7 @@ finish_set (PinTlsPinSet *self,
       return NULL;
     }
 
-  sorted = g_array_copy (self->pins);
-  g_array_sort (sorted, pin_compare);
-  gnutls_hash_fast (GNUTLS_DIG_SHA256, sorted->data,
-                    sorted->len * sizeof (PinTlsPin), self->set_digest);
-
-  return self;
+  return freeze_set (self);
 }
 
 static PinTlsPinSet *
@@ -728,7 +737,8 @@ pin_tls_pin_set_union (PinTlsPinSet *set,
   for (i = 0; i < other->pins->len; i++)
     add_pin (self, &g_array_index (other->pins, PinTlsPin, i));
 
-  return finish_set (self, "The union", NULL);
+  /* Empty only if both sets were made with g_object_new(). */
+  return freeze_set (self);
 }
 
 /**
@@ -738,7 +748,8 @@ pin_tls_pin_set_union (PinTlsPinSet *set,
  * Counts the pins of @set. Pins given twice, in the same or in different
  * syntaxes, count once.
  *
- * Returns: the number of distinct pins in @set, at least 1
+ * Returns: the number of distinct pins in @set, at least 1 for a set made
+ *   by one of the constructors
  */
 guint
 pin_tls_pin_set_get_size (PinTlsPinSet *set)

@@ -390,6 +390,15 @@ _pin_tls_decision_compute (PinTlsDecision        *verdict,
 
   memset (verdict, 0, sizeof *verdict);
 
+  if (pin_tls_pin_set_get_size (pins) == 0)
+    {
+      g_set_error_literal (&verdict->error, PIN_TLS_ERROR,
+                           PIN_TLS_ERROR_EMPTY_PIN_SET,
+                           "The pin set holds no pins: make it with one of "
+                           "the pin set constructors");
+      return;
+    }
+
   chain = _pin_tls_chain_new (der, n_certs, &verdict->error);
   if (chain == NULL)
     return;
@@ -554,7 +563,8 @@ _pin_tls_system_trust_list (GError **error)
  * certificates for other servers too.
  *
  * The error is %PIN_TLS_ERROR_PIN_MISMATCH when no eligible certificate is
- * pinned, with a message listing the presented and the configured pins, and
+ * pinned, with a message listing the presented and the configured pins,
+ * %PIN_TLS_ERROR_EMPTY_PIN_SET for a set that holds no pins, and
  * %G_TLS_ERROR_BAD_CERTIFICATE when the chain is empty, unreadable, not
  * trusted for @server_name (in %PIN_TLS_MODE_CA_AND_PINS mode), or pinned
  * only through an issuer while the leaf does not name @server_name.

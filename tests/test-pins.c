@@ -681,6 +681,26 @@ test_union (void)
   g_assert_true (pin_tls_pin_set_equal (itself, first));
 }
 
+/* Sets made with g_object_new() hold no pins; their union is still a set,
+ * never NULL. */
+static void
+test_union_unbuilt (void)
+{
+  const char *pins[] = { PIN_A, NULL };
+  g_autoptr(PinTlsPinSet) built = pin_set_new_checked (pins);
+  g_autoptr(PinTlsPinSet) unbuilt = g_object_new (PIN_TLS_TYPE_PIN_SET, NULL);
+  g_autoptr(PinTlsPinSet) other = g_object_new (PIN_TLS_TYPE_PIN_SET, NULL);
+  g_autoptr(PinTlsPinSet) nothing = NULL;
+  g_autoptr(PinTlsPinSet) something = NULL;
+
+  nothing = pin_tls_pin_set_union (unbuilt, other);
+  something = pin_tls_pin_set_union (unbuilt, built);
+
+  g_assert_nonnull (nothing);
+  g_assert_cmpuint (pin_tls_pin_set_get_size (nothing), ==, 0);
+  g_assert_true (pin_tls_pin_set_equal (something, built));
+}
+
 /* A public-key pin and a certificate pin of the same certificate are two
  * different pins. */
 static void
@@ -1006,6 +1026,7 @@ main (int   argc,
                    test_from_no_certificates);
   g_test_add_func ("/pintls/pins/union", test_union);
   g_test_add_func ("/pintls/pins/union-kinds", test_union_kinds);
+  g_test_add_func ("/pintls/pins/union-unbuilt", test_union_unbuilt);
   g_test_add_func ("/pintls/pins/size", test_size);
   g_test_add_func ("/pintls/pins/matches-certificate",
                    test_matches_certificate);

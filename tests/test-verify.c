@@ -397,6 +397,28 @@ test_verify_empty_chain (gconstpointer data)
   assert_outcome (accepted, error, UNTRUSTED);
 }
 
+/* A pin set made with g_object_new() rather than a constructor holds no
+ * pins. It is refused as the configuration error it is, never reported as
+ * "update required" and never accepted. */
+static void
+test_verify_empty_pin_set (gconstpointer data)
+{
+  PinTlsMode mode = GPOINTER_TO_INT (data);
+  const char *files[] = { "leaf1-chain.pem", NULL };
+  const char *roots[] = { "rootA.pem", NULL };
+  g_autoptr(PinTlsPinSet) pins = g_object_new (PIN_TLS_TYPE_PIN_SET, NULL);
+  g_autoptr(GPtrArray) chain = load_chain (files);
+  gnutls_x509_trust_list_t trust_list = trust_list_new (roots);
+  g_autoptr(GError) error = NULL;
+  gboolean accepted;
+
+  accepted = verify (pins, chain, mode, "host.test", trust_list, &error);
+  trust_list_free (trust_list);
+
+  g_assert_false (accepted);
+  g_assert_error (error, PIN_TLS_ERROR, PIN_TLS_ERROR_EMPTY_PIN_SET);
+}
+
 static void
 test_verify_garbage (gconstpointer data)
 {
@@ -805,6 +827,11 @@ main (int   argc,
                         GINT_TO_POINTER (PIN_ONLY), test_verify_empty_chain);
   g_test_add_data_func ("/pintls/verify/ca-and-pins/empty-chain",
                         GINT_TO_POINTER (CA_AND_PINS), test_verify_empty_chain);
+  g_test_add_data_func ("/pintls/verify/pin-only/empty-pin-set",
+                        GINT_TO_POINTER (PIN_ONLY), test_verify_empty_pin_set);
+  g_test_add_data_func ("/pintls/verify/ca-and-pins/empty-pin-set",
+                        GINT_TO_POINTER (CA_AND_PINS),
+                        test_verify_empty_pin_set);
   g_test_add_data_func ("/pintls/verify/pin-only/garbage",
                         GINT_TO_POINTER (PIN_ONLY), test_verify_garbage);
   g_test_add_data_func ("/pintls/verify/ca-and-pins/garbage",

@@ -156,6 +156,12 @@ test('synchronous mismatch', () => {
         PinTls.Error, PinTls.Error.PIN_MISMATCH));
 });
 
+test('a pin set made without pins is refused', () => {
+    // new PinTls.PinSet() bypasses the constructors, which refuse empty sets.
+    assertThrows(() => connectSync(new PinTls.PinSet()).handshake(null),
+        PinTls.Error, PinTls.Error.EMPTY_PIN_SET);
+});
+
 test('accept-certificate runs on the main thread and cannot override a mismatch', async () => {
     const errors = [];
     const accept = (connection, certificate, flags) => {

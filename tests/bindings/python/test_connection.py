@@ -165,6 +165,15 @@ class TestSyncConnection(ConnectionTestCase):
             connection.get_output_stream().write_all(b'secret\n', None)
         self.assertPinMismatch(caught.exception)
 
+    def test_pin_set_without_pins_is_refused(self):
+        # PinTls.PinSet() bypasses the constructors, which refuse empty sets.
+        connection = self.new_connection(PinTls.PinSet())
+        with self.assertRaises(GLib.Error) as caught:
+            connection.handshake(None)
+        self.assertTrue(caught.exception.matches(PinTls.Error.quark(),
+                                                 PinTls.Error.EMPTY_PIN_SET),
+                        caught.exception.message)
+
     def test_mismatch_from_connect_helper(self):
         with self.assertRaises(GLib.Error) as caught:
             PinTls.connect(self.server.address, 443, self.wrong, None)
