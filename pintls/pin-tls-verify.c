@@ -410,8 +410,11 @@ _pin_tls_decision_compute (PinTlsDecision        *verdict,
   match = path_matches (chain, der, pins);
   verdict->pin_matched = (match != PATH_MATCH_NONE);
 
+  /* Without a trust to ask, nothing is trusted. */
   if (check_ca)
-    verdict->ca_errors = trust->verify (trust, chain, server_name);
+    verdict->ca_errors = trust != NULL
+                           ? trust->verify (trust, chain, server_name)
+                           : G_TLS_CERTIFICATE_UNKNOWN_CA;
   else if (match == PATH_MATCH_ISSUER)
     verdict->ca_errors = issuer_pin_identity_errors (chain, server_name);
 

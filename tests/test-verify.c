@@ -186,6 +186,29 @@ assert_mentions (const char *message,
     g_error ("“%s” does not mention “%s”", message, text);
 }
 
+/* CA_AND_PINS mode with no trust to ask, as the GnuTLS glue would have on
+ * a session without certificate credentials: the chain is refused as
+ * untrusted, whatever the pins say, and nothing crashes. */
+static void
+test_decision_without_trust (void)
+{
+  const char *files[] = { "leaf1-chain.pem", NULL };
+  const char *pinned[] = { "leaf1.pem", NULL };
+  g_autoptr(GPtrArray) chain = load_chain (files);
+  g_autoptr(PinTlsPinSet) pins = pins_for (pinned, FALSE);
+  g_autofree gnutls_datum_t *datums = chain_datums (chain);
+  PinTlsDecision decision;
+
+  _pin_tls_decision_compute (&decision, pins, datums, chain->len,
+                             PIN_TLS_MODE_CA_AND_PINS, "host.test", NULL);
+
+  g_assert_false (decision.accepted);
+  g_assert_cmphex (decision.ca_errors, !=, 0);
+  g_assert_error (decision.error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE);
+
+  _pin_tls_decision_clear (&decision);
+}
+
 typedef struct
 {
   const char *path;
@@ -849,6 +872,7 @@ main (int   argc,
                           test_ca_flags);
   g_test_add_func ("/pintls/verify/failed-verification",
                    test_decision_failed_verification);
+  g_test_add_func ("/pintls/verify/no-trust", test_decision_without_trust);
 
   for (i = 0; i < G_N_ELEMENTS (issuer_path_cases); i++)
     g_test_add_data_func (issuer_path_cases[i].path, &issuer_path_cases[i],
