@@ -532,6 +532,69 @@ add_pem_certificates (PinTlsPinSet         *self,
   return TRUE;
 }
 
+/* Whether @line holds something written as a pin, well-formed or not. */
+static gboolean
+line_holds_pin (const char *line)
+{
+  g_auto(GStrv) pieces = g_strsplit_set (line, ";,", -1);
+  guint i;
+
+  for (i = 0; pieces[i] != NULL; i++)
+    {
+      const char *piece = g_strstrip (pieces[i]);
+      const char *rest;
+      PinTlsPin pin;
+
+      if (has_prefix_nocase (piece, "sha256/", &rest)
+          || has_prefix_nocase (piece, "sha1/", &rest)
+          || has_prefix_nocase (piece, "pin-sha", &rest)
+          || parse_pin (piece, &pin, NULL))
+        return TRUE;
+    }
+
+  return FALSE;
+}
+
+/* GnuTLS skips the text around the PEM blocks of a certificate file, where
+ * tools write subject lines and comments. A pin there would be skipped as
+ * silently: a file that mixes pins and certificates is refused. */
+static gboolean
+check_text_around_pem (const char *path,
+                       const char *contents,
+                       GError    **error)
+{
+  g_auto(GStrv) lines = g_strsplit (contents, "\n", -1);
+  gboolean in_block = FALSE;
+  guint i;
+
+  for (i = 0; lines[i] != NULL; i++)
+    {
+      char *comment = strchr (lines[i], '#');
+      const char *line;
+
+      if (g_str_has_prefix (g_strchug (lines[i]), "-----BEGIN "))
+        in_block = TRUE;
+      else if (g_str_has_prefix (lines[i], "-----END "))
+        in_block = FALSE;
+      if (in_block)
+        continue;
+
+      if (comment != NULL)
+        *comment = '\0';
+      line = g_strstrip (lines[i]);
+
+      if (line_holds_pin (line))
+        {
+          g_set_error (error, PIN_TLS_ERROR, PIN_TLS_ERROR_INVALID_FILE,
+                       "%s:%u: a pin in a file of certificates; give pins "
+                       "and certificates in separate files", path, i + 1);
+          return FALSE;
+        }
+    }
+
+  return TRUE;
+}
+
 static gboolean
 add_der_certificate (PinTlsPinSet         *self,
                      const char           *path,
@@ -606,7 +669,9 @@ add_pin_lines (PinTlsPinSet *self,
  * Creates a pin set from a file, which holds either
  *
  * - one or more PEM certificates, or one DER certificate: each becomes a
- *   certificate pin, as rustls-pin pins certificates; or
+ *   certificate pin, as rustls-pin pins certificates. Text around PEM
+ *   blocks is ignored, but a pin there is an error: pins and certificates
+ *   go in separate files; or
  * - pins, one or more a line in any syntax [ctor@PinTls.PinSet.new]
  *   accepts. Blank lines and everything after a `#` are ignored.
  *
@@ -646,7 +711,8 @@ pin_tls_pin_set_new_from_file (const char *path,
   /* A DER certificate starts with 0x30, which is also '0', the first digit
    * of many fingerprints; its length bytes make it invalid UTF-8. */
   if (strstr (contents, "-----BEGIN ") != NULL)
-    added = add_pem_certificates (self, path, &datum, error);
+    added = check_text_around_pem (path, contents, error)
+            && add_pem_certificates (self, path, &datum, error);
   else if (length > 0 && (guchar) contents[0] == 0x30
            && !g_utf8_validate (contents, length, NULL))
     added = add_der_certificate (self, path, &datum, error);

@@ -613,6 +613,74 @@ test_file_der (void)
   g_assert_true (pin_tls_pin_set_equal (set, expected));
 }
 
+/* GnuTLS skips whatever text surrounds the PEM blocks of a certificate
+ * file. A pin written there must not be skipped with it. */
+static void
+test_file_pins_beside_certificates (TmpDir        *fixture,
+                                    gconstpointer  data)
+{
+  g_autofree char *pem_path = test_data_path ("leaf1.pem");
+  g_autofree char *pem = NULL;
+  struct
+  {
+    const char *before;
+    const char *after;
+    guint line;
+  } cases[] = {
+    { PIN_A "\n", "", 1 },
+    { "", "# the next certificate\n" FINGERPRINT_ZERO "\n", 0 },
+    { "# backups\n" PIN_B "; " PIN_A "\n", "", 2 },
+    { "", "sha256/not-a-pin\n", 0 },
+  };
+  guint i;
+
+  g_assert_true (g_file_get_contents (pem_path, &pem, NULL, NULL));
+
+  for (i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *contents = g_strconcat (cases[i].before, pem,
+                                               cases[i].after, NULL);
+      g_autofree char *path = write_tmp_file (fixture, "mixed.pem", contents, -1);
+      g_autoptr(PinTlsPinSet) set = NULL;
+      g_autoptr(GError) error = NULL;
+
+      set = pin_tls_pin_set_new_from_file (path, &error);
+
+      g_assert_null (set);
+      assert_pin_error (error, PIN_TLS_ERROR_INVALID_FILE, path);
+      if (cases[i].line != 0)
+        {
+          g_autofree char *location = g_strdup_printf ("%s:%u:", path,
+                                                       cases[i].line);
+
+          assert_pin_error (error, PIN_TLS_ERROR_INVALID_FILE, location);
+        }
+    }
+}
+
+/* The subject lines and comments that tools write around PEM blocks are
+ * not pins. */
+static void
+test_file_pem_with_text (TmpDir        *fixture,
+                         gconstpointer  data)
+{
+  g_autofree char *pem_path = test_data_path ("leaf1.pem");
+  g_autofree char *pem = NULL;
+  g_autofree char *contents = NULL;
+  g_autofree char *path = NULL;
+  g_autoptr(PinTlsPinSet) expected = fingerprints_of ("leaf1.pem");
+  g_autoptr(PinTlsPinSet) set = NULL;
+
+  g_assert_true (g_file_get_contents (pem_path, &pem, NULL, NULL));
+  contents = g_strconcat ("subject=CN = host.test\n",
+                          "issuer=CN = Intermediate A, O = sha256/\n",
+                          "# " PIN_A " is the key in service\n", pem, NULL);
+  path = write_tmp_file (fixture, "leaf.pem", contents, -1);
+  set = pin_set_new_from_file_checked (path);
+
+  g_assert_true (pin_tls_pin_set_equal (set, expected));
+}
+
 static GTlsCertificate *
 load_certificate (const char *name)
 {
@@ -1018,6 +1086,11 @@ main (int   argc,
   for (i = 0; i < G_N_ELEMENTS (bad_file_cases); i++)
     g_test_add (bad_file_cases[i].path, TmpDir, &bad_file_cases[i],
                 tmp_dir_setup, test_file_bad, tmp_dir_teardown);
+  g_test_add ("/pintls/pins/file/pins-beside-certificates", TmpDir, NULL,
+              tmp_dir_setup, test_file_pins_beside_certificates,
+              tmp_dir_teardown);
+  g_test_add ("/pintls/pins/file/pem-with-text", TmpDir, NULL, tmp_dir_setup,
+              test_file_pem_with_text, tmp_dir_teardown);
   g_test_add_func ("/pintls/pins/file/pem-chain", test_file_pem_chain);
   g_test_add_func ("/pintls/pins/file/der", test_file_der);
 
