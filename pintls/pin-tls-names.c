@@ -108,8 +108,27 @@ _pin_tls_identity_host_name (GSocketConnectable *identity)
   return NULL;
 }
 
-/* Quotes user-given text for a message: control characters and invalid
- * UTF-8 escaped, and long text cut short. */
+/* Whether @c could change how the text around it shows on a terminal:
+ * control characters, and the invisible ones that reorder text (bidi
+ * overrides), hide in it (zero-width spaces, byte-order marks) or break
+ * its lines. */
+static gboolean
+is_unsafe_to_show (gunichar c)
+{
+  switch (g_unichar_type (c))
+    {
+    case G_UNICODE_CONTROL:
+    case G_UNICODE_FORMAT:
+    case G_UNICODE_LINE_SEPARATOR:
+    case G_UNICODE_PARAGRAPH_SEPARATOR:
+      return TRUE;
+    default:
+      return FALSE;
+    }
+}
+
+/* Quotes user-given or server-given text for a message: characters unsafe
+ * to show escaped, invalid UTF-8 replaced, and long text cut short. */
 char *
 _pin_tls_describe_text (const char *text)
 {
@@ -132,8 +151,10 @@ _pin_tls_describe_text (const char *text)
     {
       gunichar c = g_utf8_get_char (end);
 
-      if (g_unichar_iscntrl (c))
+      if (is_unsafe_to_show (c) && c < 0x100)
         g_string_append_printf (quoted, "\\x%02x", c);
+      else if (is_unsafe_to_show (c))
+        g_string_append_printf (quoted, "\\u%04x", c);
       else
         g_string_append_unichar (quoted, c);
     }

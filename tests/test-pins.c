@@ -1051,6 +1051,44 @@ test_normalize_host_name (gconstpointer data)
     }
 }
 
+typedef struct
+{
+  const char *path;
+  const char *text;
+  const char *described;
+} DescribeCase;
+
+/* Text quoted back in messages comes from users and from servers (the
+ * subject names of certificates): nothing in it may reorder, hide or
+ * rewrite what a terminal shows. */
+static const DescribeCase describe_cases[] = {
+  { "/pintls/names/describe/plain", "sha256/abc", "“sha256/abc”" },
+  { "/pintls/names/describe/control", "a\nb\x1b[2Jc", "“a\\x0ab\\x1b[2Jc”" },
+  { "/pintls/names/describe/c1-control", "a\xc2\x9b" "31m", "“a\\x9b31m”" },
+  { "/pintls/names/describe/right-to-left-override",
+    "CN=gpj.\xe2\x80\xae" "exe", "“CN=gpj.\\u202eexe”" },
+  { "/pintls/names/describe/byte-order-mark", "\xef\xbb\xbfsha256/abc",
+    "“\\ufeffsha256/abc”" },
+  { "/pintls/names/describe/zero-width-space", "a\xe2\x80\x8b" "b",
+    "“a\\u200bb”" },
+  { "/pintls/names/describe/line-separator", "a\xe2\x80\xa8" "b",
+    "“a\\u2028b”" },
+  { "/pintls/names/describe/non-ascii", "bücher.test", "“bücher.test”" },
+  { "/pintls/names/describe/invalid-utf8", "a\xff" "b", "“a\xef\xbf\xbd" "b”" },
+  { "/pintls/names/describe/long",
+    "0123456789012345678901234567890123456789012345678901234567890123456789",
+    "“0123456789012345678901234567890123456789012345678901234567890123…”" },
+};
+
+static void
+test_describe_text (gconstpointer data)
+{
+  const DescribeCase *describe = data;
+  g_autofree char *described = _pin_tls_describe_text (describe->text);
+
+  g_assert_cmpstr (described, ==, describe->described);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1122,6 +1160,9 @@ main (int   argc,
   for (i = 0; i < G_N_ELEMENTS (name_cases); i++)
     g_test_add_data_func (name_cases[i].path, &name_cases[i],
                           test_normalize_host_name);
+  for (i = 0; i < G_N_ELEMENTS (describe_cases); i++)
+    g_test_add_data_func (describe_cases[i].path, &describe_cases[i],
+                          test_describe_text);
 
   return g_test_run ();
 }
