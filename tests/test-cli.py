@@ -568,6 +568,51 @@ class HostNameTests(ToolTestCase):
         self.assertOneErrorLine(result)
 
 
+class HostileSubjectTests(ToolTestCase):
+    """A subject name the server chose cannot play tricks on a terminal."""
+
+    # RIGHT-TO-LEFT OVERRIDE: "evil\u202egpj.exe" shows as "evilexe.jpg".
+    OVERRIDE = "\u202e"
+
+    def setUp(self) -> None:
+        super().setUp()
+        if not find_program("certtool"):
+            self.skipTest("certtool is not installed")
+        template = self.workdir / "evil.tmpl"
+        template.write_text(f'cn = "evil{self.OVERRIDE}gpj.exe"\n'
+                            "tls_www_server\nsigning_key\nexpiration_days = 3650\n",
+                            encoding="utf-8")
+        self.key = self.workdir / "evil.key"
+        self.cert = self.workdir / "evil.pem"
+        for args in (["--generate-privkey", "--key-type=ecdsa", "--outfile", self.key],
+                     ["--generate-self-signed", "--load-privkey", self.key,
+                      "--template", template, "--outfile", self.cert]):
+            subprocess.run(["certtool", *map(str, args)], check=True,
+                           capture_output=True, timeout=COMMAND_TIMEOUT)
+
+    def assertEscaped(self, output: bytes) -> None:
+        text = output.decode()
+        self.assertNotIn(self.OVERRIDE, text)
+        self.assertIn("evil\\u202egpj.exe", text)
+
+    def test_pins_of_a_file(self):
+        result = self.run_tool("pins", str(self.cert))
+        self.assertExitStatus(result, OK)
+        self.assertEscaped(result.stdout)
+
+    def test_pins_of_a_server(self):
+        server = self.openssl_server(str(self.cert), str(self.key))
+        result = self.run_tool("pins", "--server", server.address)
+        self.assertExitStatus(result, OK)
+        self.assertEscaped(result.stdout)
+
+    def test_mismatch_message(self):
+        server = self.openssl_server(str(self.cert), str(self.key))
+        result = self.connect(server, "--pin", pin("leaf1.pem"))
+        self.assertExitStatus(result, MISMATCH)
+        self.assertEscaped(result.stderr)
+
+
 class DemoTests(ToolTestCase):
     def run_demo(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([DEMO, *args], capture_output=True, text=True,

@@ -176,8 +176,26 @@ load_certificates (const char *path,
   return der_list;
 }
 
-/* A subject name may come from a server: control characters are escaped so
- * that it cannot play tricks on a terminal. */
+/* Whether @c could change how the text around it shows on a terminal:
+ * control characters, and the invisible ones that reorder text (bidi
+ * overrides), hide in it or break its lines. */
+static gboolean
+is_unsafe_to_show (gunichar c)
+{
+  switch (g_unichar_type (c))
+    {
+    case G_UNICODE_CONTROL:
+    case G_UNICODE_FORMAT:
+    case G_UNICODE_LINE_SEPARATOR:
+    case G_UNICODE_PARAGRAPH_SEPARATOR:
+      return TRUE;
+    default:
+      return FALSE;
+    }
+}
+
+/* A subject name may come from a server: characters unsafe to show are
+ * escaped so that it cannot play tricks on a terminal. */
 static char *
 printable_text (const char *text)
 {
@@ -189,8 +207,10 @@ printable_text (const char *text)
     {
       gunichar c = g_utf8_get_char (p);
 
-      if (g_unichar_iscntrl (c))
+      if (is_unsafe_to_show (c) && c < 0x100)
         g_string_append_printf (printable, "\\x%02x", c);
+      else if (is_unsafe_to_show (c))
+        g_string_append_printf (printable, "\\u%04x", c);
       else
         g_string_append_unichar (printable, c);
     }
