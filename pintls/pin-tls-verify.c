@@ -214,23 +214,6 @@ _pin_tls_describe_ca_flags (GTlsCertificateFlags flags,
   return g_strdup ("The server certificate is not trusted");
 }
 
-static char *
-describe_certificate (PinTlsChain *chain,
-                      guint        index,
-                      const char  *pin,
-                      gboolean     on_path)
-{
-  gnutls_datum_t dn = { NULL, 0 };
-  g_autofree char *subject = NULL;
-
-  if (gnutls_x509_crt_get_dn3 (chain->certs[index], &dn, 0) == 0)
-    subject = _pin_tls_describe_text ((const char *) dn.data);
-  gnutls_free (dn.data);
-
-  return g_strdup_printf ("%s (%s%s)", pin, subject ? subject : "no subject",
-                          on_path ? "" : ", not on the issuer path");
-}
-
 static gboolean
 is_on_path (PinTlsChain *chain,
             guint        index)
@@ -246,13 +229,55 @@ is_on_path (PinTlsChain *chain,
   return FALSE;
 }
 
+/* The certificate pin of @der, as pin_tls_pin_set_to_strings() prints it,
+ * after ", certificate ". */
+static char *
+describe_fingerprint (const gnutls_datum_t *der)
+{
+  g_autofree char *hex = g_compute_checksum_for_data (G_CHECKSUM_SHA256,
+                                                      der->data, der->size);
+
+  return g_strconcat (", certificate ", hex, NULL);
+}
+
+/* One presented certificate: its public-key pin and subject, its
+ * certificate pin if @fingerprint, and whether it can match at all. */
+static char *
+describe_certificate (PinTlsChain          *chain,
+                      guint                 index,
+                      const char           *pin,
+                      const gnutls_datum_t *der,
+                      gboolean              fingerprint)
+{
+  gnutls_datum_t dn = { NULL, 0 };
+  g_autofree char *subject = NULL;
+  g_autofree char *certificate_pin = NULL;
+
+  if (gnutls_x509_crt_get_dn3 (chain->certs[index], &dn, 0) == 0)
+    subject = _pin_tls_describe_text ((const char *) dn.data);
+  gnutls_free (dn.data);
+
+  if (fingerprint)
+    certificate_pin = describe_fingerprint (der);
+
+  return g_strdup_printf ("%s (%s%s%s)", pin, subject ? subject : "no subject",
+                          certificate_pin ? certificate_pin : "",
+                          is_on_path (chain, index) ? ""
+                                                    : ", not on the issuer path");
+}
+
+/* With certificate pins configured, each presented certificate is given
+ * by its certificate pin too, so that the two can be compared. */
 static void
-set_mismatch_error (PinTlsDecision *verdict,
-                    PinTlsChain   *chain,
-                    PinTlsPinSet  *pins,
-                    const char    *server_name)
+set_mismatch_error (PinTlsDecision       *verdict,
+                    PinTlsChain          *chain,
+                    const gnutls_datum_t *der,
+                    PinTlsPinSet         *pins,
+                    const char           *server_name)
 {
   g_autofree char *configured = _pin_tls_pin_set_describe (pins);
+  gboolean fingerprints = _pin_tls_pin_set_has_kind (pins,
+                                                     PIN_TLS_PIN_KIND_CERTIFICATE);
   GString *presented = g_string_new (NULL);
   guint shown = MIN (chain->n_certs, MAX_DESCRIBED_CERTIFICATES);
   guint i;
@@ -260,8 +285,8 @@ set_mismatch_error (PinTlsDecision *verdict,
   for (i = 0; i < shown; i++)
     {
       g_autofree char *entry =
-        describe_certificate (chain, i, verdict->presented_pins[i],
-                              is_on_path (chain, i));
+        describe_certificate (chain, i, verdict->presented_pins[i], &der[i],
+                              fingerprints);
 
       g_string_append_printf (presented, "%s%s", i > 0 ? "; " : "", entry);
     }
@@ -428,7 +453,7 @@ _pin_tls_decision_compute (PinTlsDecision        *verdict,
     }
   else if (!verdict->pin_matched)
     {
-      set_mismatch_error (verdict, chain, pins, server_name);
+      set_mismatch_error (verdict, chain, der, pins, server_name);
     }
 
   verdict->accepted = (verdict->error == NULL);

@@ -550,6 +550,38 @@ test_mismatch_message (void)
   g_assert_true (strstr (message, leaf_pin) < strstr (message, intermediate_pin));
 }
 
+/* With certificate pins configured, the message gives each presented
+ * certificate's fingerprint too, so that it can be compared with them;
+ * with only public-key pins it does not clutter the message with them. */
+static void
+test_mismatch_message_certificate_pins (void)
+{
+  const char *files[] = { "leaf2-chain.pem", NULL };
+  const char *pinned[] = { "leaf1.pem", NULL };
+  g_autoptr(GPtrArray) chain = load_chain (files);
+  g_autoptr(PinTlsPinSet) certificate_pins = pins_for (pinned, TRUE);
+  g_autoptr(PinTlsPinSet) key_pins = pins_for (pinned, FALSE);
+  g_autoptr(GBytes) leaf = load_first_der ("leaf2.pem");
+  g_autofree char *leaf_fingerprint = NULL;
+  g_autofree char *leaf_entry = NULL;
+  g_autofree char *leaf_pin = spki_pin_of ("leaf2.pem");
+  g_autoptr(GError) error = NULL;
+
+  leaf_fingerprint = g_compute_checksum_for_bytes (G_CHECKSUM_SHA256, leaf);
+
+  g_assert_false (verify (certificate_pins, chain, PIN_ONLY, "host.test", NULL,
+                          &error));
+  g_assert_error (error, PIN_TLS_ERROR, PIN_TLS_ERROR_PIN_MISMATCH);
+  leaf_entry = presented_entry (error->message, leaf_pin);
+  assert_mentions (leaf_entry, leaf_fingerprint);
+  g_clear_error (&error);
+
+  g_assert_false (verify (key_pins, chain, PIN_ONLY, "host.test", NULL,
+                          &error));
+  g_assert_error (error, PIN_TLS_ERROR, PIN_TLS_ERROR_PIN_MISMATCH);
+  g_assert_null (strstr (error->message, leaf_fingerprint));
+}
+
 static char *
 random_pin (void)
 {
@@ -866,6 +898,8 @@ main (int   argc,
                    test_mismatch_message);
   g_test_add_func ("/pintls/verify/mismatch-message/bounded",
                    test_mismatch_message_bounded);
+  g_test_add_func ("/pintls/verify/mismatch-message/certificate-pins",
+                   test_mismatch_message_certificate_pins);
 
   for (i = 0; i < G_N_ELEMENTS (ca_flags_cases); i++)
     g_test_add_data_func (ca_flags_cases[i].path, &ca_flags_cases[i],
