@@ -8,7 +8,9 @@ loopback ports picked at run time. Expected pins come from certtool, never
 from pintls. Meson sets PINTLS_TOOL, PINTLS_DEMO and PINTLS_DATA_DIR.
 """
 
+import base64
 import functools
+import hashlib
 import os
 import re
 import shutil
@@ -36,6 +38,8 @@ TLS_VERSIONS = {
     "1.2": "NORMAL:-VERS-ALL:+VERS-TLS1.2",
     "1.3": "NORMAL:-VERS-ALL:+VERS-TLS1.3",
 }
+OPENSSL_VERSIONS = {"1.2": ("-tls1_2",), "1.3": ("-tls1_3",)}
+NGINX_VERSIONS = {"1.2": "TLSv1.2", "1.3": "TLSv1.3"}
 
 GNUTLS_SERV_ALERT = b"A TLS fatal alert has been received"
 OPENSSL_ALERT = b"alert bad certificate"
@@ -170,12 +174,13 @@ class ToolTestCase(unittest.TestCase):
                           *extra, "-quiet"],
             "openssl")
 
-    def nginx(self, chain: str, key: str, files: dict[str, bytes]) -> Server:
+    def nginx(self, chain: str, key: str, files: dict[str, bytes],
+              protocols: str = "TLSv1.2 TLSv1.3") -> Server:
         nginx = find_program("nginx")
         if not nginx:
             self.skipTest("nginx is not installed")
-        prefix = self.workdir / "nginx"
-        (prefix / "www").mkdir(parents=True)
+        prefix = self.workdir / ("nginx-" + protocols.replace(" ", "-"))
+        (prefix / "www").mkdir(parents=True, exist_ok=True)
         for name, contents in files.items():
             (prefix / "www" / name).write_bytes(contents)
         error_log = prefix / "error.log"
@@ -184,6 +189,7 @@ class ToolTestCase(unittest.TestCase):
             config = prefix / "nginx.conf"
             config.write_text(NGINX_CONFIG.format(
                 prefix=prefix, port=port, chain=CERTS / chain, key=CERTS / key,
+                protocols=protocols,
                 user="user root;" if os.geteuid() == 0 else ""))
             return [nginx, "-p", str(prefix), "-c", str(config), "-e", str(error_log)]
 
@@ -225,6 +231,7 @@ http {{
     scgi_temp_path {prefix}/tmp;
     server {{
         listen 127.0.0.1:{port} ssl;
+        ssl_protocols {protocols};
         ssl_certificate {chain};
         ssl_certificate_key {key};
         root {prefix}/www;
@@ -373,6 +380,20 @@ class ConnectGnutlsServTests(ToolTestCase):
                 log = server.wait_for_output(GNUTLS_SERV_ALERT)
                 self.assertIn(GNUTLS_SERV_ALERT, log)
 
+    def test_mismatch_message_names_everything(self):
+        """BR-27: the server name, what it presented in order, what was pinned."""
+        server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key")
+        result = self.connect(server, "--server-name", "host.test",
+                              "--pin", pin("leaf2.pem"), "--pin", pin("rootB.pem"))
+        self.assertExitStatus(result, MISMATCH)
+        message = self.assertOneErrorLine(result)
+        self.assertIn("“host.test”", message)
+        presented = [message.index(text) for text in (
+            pin("leaf1.pem"), "CN=host.test", pin("intA.pem"), "CN=Intermediate A",
+            pin("leaf2.pem"))]
+        self.assertEqual(presented, sorted(presented), message)
+        self.assertIn(pin("rootB.pem"), message)
+
     def test_malformed_pin(self):
         server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key")
         for bad_pin in ("sha256/abc", "sha1/" + "A" * 27 + "=", "not a pin"):
@@ -441,23 +462,44 @@ class ConnectGnutlsServTests(ToolTestCase):
 class ConnectNginxTests(ToolTestCase):
     FILE = b"pintls test file\n" + bytes(range(256))
 
+    @staticmethod
+    def access_log(server: Server) -> bytes:
+        """The requests nginx served, once it has logged them."""
+        path = server.output_path.parent / "access.log"
+        return path.read_bytes() if path.exists() else b""
+
     def test_get_with_the_right_pin(self):
-        server = self.nginx("leaf1-chain.pem", "leaf1.key", {"file": self.FILE})
-        result = self.connect(server, "--pin", pin("leaf1.pem"),
-                              stdin=b"GET /file HTTP/1.0\r\n\r\n")
-        self.assertExitStatus(result, OK)
-        self.assertTrue(result.stdout.startswith(b"HTTP/1.1 200 OK\r\n"),
-                        result.stdout[:100])
-        self.assertTrue(result.stdout.endswith(b"\r\n\r\n" + self.FILE))
+        for version, protocols in NGINX_VERSIONS.items():
+            with self.subTest(version=version):
+                server = self.nginx("leaf1-chain.pem", "leaf1.key", {"file": self.FILE},
+                                    protocols)
+                result = self.connect(server, "--pin", pin("leaf1.pem"),
+                                      stdin=b"GET /file HTTP/1.0\r\n\r\n")
+                self.assertExitStatus(result, OK)
+                self.assertTrue(result.stdout.startswith(b"HTTP/1.1 200 OK\r\n"),
+                                result.stdout[:100])
+                self.assertTrue(result.stdout.endswith(b"\r\n\r\n" + self.FILE))
+                self.assertIn(b"GET /file", self.access_log(server))
 
     def test_mismatch_sends_bad_certificate_alert(self):
+        for version, protocols in NGINX_VERSIONS.items():
+            with self.subTest(version=version):
+                server = self.nginx("leaf1-chain.pem", "leaf1.key", {"file": self.FILE},
+                                    protocols)
+                result = self.connect(server, "--pin", pin("leaf2.pem"),
+                                      stdin=b"GET /file HTTP/1.0\r\n\r\n")
+                self.assertExitStatus(result, MISMATCH)
+                self.assertEqual(result.stdout, b"")
+                self.assertIn("update", self.assertOneErrorLine(result))
+                self.assertIn(OPENSSL_ALERT, server.wait_for_output(OPENSSL_ALERT))
+                self.assertNotIn(b"GET /file", self.access_log(server))
+
+    def test_malformed_pin(self):
         server = self.nginx("leaf1-chain.pem", "leaf1.key", {"file": self.FILE})
-        result = self.connect(server, "--pin", pin("leaf2.pem"),
+        result = self.connect(server, "--pin", "sha256/" + "A" * 42,
                               stdin=b"GET /file HTTP/1.0\r\n\r\n")
-        self.assertExitStatus(result, MISMATCH)
-        self.assertEqual(result.stdout, b"")
-        self.assertIn("update", self.assertOneErrorLine(result))
-        self.assertIn(OPENSSL_ALERT, server.wait_for_output(OPENSSL_ALERT))
+        self.assertExitStatus(result, USAGE)
+        self.assertIn("sha256/AAAA", self.assertOneErrorLine(result))
 
 
 class ConnectOpensslTests(ToolTestCase):
@@ -475,18 +517,24 @@ class NothingBeforeVerdictTests(ToolTestCase):
     SECRET = b"Authorization: SECRET\n"
 
     def test_secret_not_sent_to_an_impostor(self):
-        server = self.openssl_server("leaf2.pem", "leaf2.key")
-        result = self.connect(server, "--pin", pin("leaf1.pem"), stdin=self.SECRET)
-        self.assertExitStatus(result, MISMATCH)
-        log = server.wait_for_output(OPENSSL_ALERT)
-        self.assertIn(OPENSSL_ALERT, log)
-        self.assertNotIn(b"SECRET", log)
+        for version, options in OPENSSL_VERSIONS.items():
+            with self.subTest(version=version):
+                server = self.openssl_server("leaf2.pem", "leaf2.key", options=options)
+                result = self.connect(server, "--pin", pin("leaf1.pem"),
+                                      stdin=self.SECRET)
+                self.assertExitStatus(result, MISMATCH)
+                log = server.wait_for_output(OPENSSL_ALERT)
+                self.assertIn(OPENSSL_ALERT, log)
+                self.assertNotIn(b"SECRET", log)
 
     def test_secret_sent_to_the_pinned_server(self):
-        server = self.openssl_server("leaf2.pem", "leaf2.key")
-        result = self.connect(server, "--pin", pin("leaf2.pem"), stdin=self.SECRET)
-        self.assertExitStatus(result, OK)
-        self.assertIn(self.SECRET, server.wait_for_output(self.SECRET))
+        for version, options in OPENSSL_VERSIONS.items():
+            with self.subTest(version=version):
+                server = self.openssl_server("leaf2.pem", "leaf2.key", options=options)
+                result = self.connect(server, "--pin", pin("leaf2.pem"),
+                                      stdin=self.SECRET)
+                self.assertExitStatus(result, OK)
+                self.assertIn(self.SECRET, server.wait_for_output(self.SECRET))
 
 
 class DecoyCertificateTests(ToolTestCase):
@@ -504,6 +552,174 @@ class DecoyCertificateTests(ToolTestCase):
                               "--server-name", "host.test", "--pin", pin("intB.pem"),
                               stdin=b"on the path\n")
         self.assertExitStatus(result, OK)
+
+
+class DecoyWithBothRootsTests(ToolTestCase):
+    """BR-01 variant: trusting the decoy's root as well changes nothing."""
+
+    def test_appended_intermediate_of_a_trusted_root(self):
+        roots = self.workdir / "roots.pem"
+        roots.write_bytes((CERTS / "rootA.pem").read_bytes()
+                          + (CERTS / "rootB.pem").read_bytes())
+        server = self.openssl_server("leaf2.pem", "leaf2.key", "intA.pem", "intB.pem")
+        for pins in (["--pin", pin("intB.pem")], ["--pin", pin("rootB.pem")],
+                     ["--pin-file", str(CERTS / "intB.pem")]):
+            with self.subTest(pins=pins):
+                result = self.connect(server, "--ca-file", str(roots),
+                                      "--server-name", "host.test", *pins)
+                self.assertExitStatus(result, MISMATCH)
+
+    def test_appended_intermediate_without_a_ca(self):
+        server = self.openssl_server("leaf2.pem", "leaf2.key", "intA.pem", "intB.pem")
+        for pins in (["--pin", pin("intB.pem")], ["--pin-file", str(CERTS / "intB.pem")]):
+            with self.subTest(pins=pins):
+                result = self.connect(server, *pins)
+                self.assertExitStatus(result, MISMATCH)
+
+
+class InvalidSignerTests(ToolTestCase):
+    """BR-02: a certificate that may not sign never puts a pin on the path."""
+
+    def connect_with(self, server: Server, pinned: str, *args: str):
+        return self.connect(server, *args, "--server-name", "host.test",
+                            "--pin", pin(pinned))
+
+    def test_leaf_signed_by_a_non_ca(self):
+        """host.test signed with other.test's key, which is CA:FALSE."""
+        for version, options in OPENSSL_VERSIONS.items():
+            server = self.openssl_server("forged.pem", "forged.key", "other.pem",
+                                         "intA.pem", options=options)
+            for pinned in ("intA.pem", "other.pem"):
+                with self.subTest(version=version, pinned=pinned):
+                    result = self.connect_with(server, pinned, "--ca-file",
+                                               str(CERTS / "rootA.pem"))
+                    self.assertExitStatus(result, UNTRUSTED)
+                    result = self.connect_with(server, pinned)
+                    self.assertExitStatus(result, MISMATCH)
+
+    def test_version_1_intermediate(self):
+        server = self.openssl_server("leafV1.pem", "leafV1.key", "intV1.pem")
+        for pinned in ("intV1.pem", "rootA.pem", "leafV1.pem"):
+            with self.subTest(pinned=pinned):
+                result = self.connect_with(server, pinned, "--ca-file",
+                                           str(CERTS / "rootA.pem"))
+                self.assertExitStatus(result, UNTRUSTED)
+        result = self.connect_with(server, "intV1.pem")
+        self.assertExitStatus(result, MISMATCH)
+
+
+class NoCertificateTests(ToolTestCase):
+    """BR-21: servers that present no X.509 certificate fail cleanly."""
+
+    def serve(self, *args: str) -> Server:
+        if not find_program("gnutls-serv"):
+            self.skipTest("gnutls-serv is not installed")
+        return self.start_server(
+            lambda port: ["gnutls-serv", "--port", str(port), "--echo", *args],
+            "gnutls-serv")
+
+    def assertRefused(self, server: Server) -> None:
+        result = self.connect(server, "--pin", pin("leaf1.pem"), stdin=b"SECRET\n")
+        self.assertExitStatus(result, FAILED)
+        self.assertOneErrorLine(result)
+        self.assertEqual(result.stdout, b"")
+        result = self.run_tool("pins", "--server", server.address)
+        self.assertExitStatus(result, FAILED)
+        self.assertOneErrorLine(result)
+
+    def test_anonymous(self):
+        self.assertRefused(self.serve("--priority", "NORMAL:-KX-ALL:+ANON-ECDH:+ANON-DH"))
+
+    def test_pre_shared_key(self):
+        psk = self.workdir / "psk.txt"
+        psk.write_text("pintls:9e32cf7786321a828ef7668f09fb35db\n")
+        self.assertRefused(self.serve("--pskpasswd", str(psk),
+                                      "--priority", "NORMAL:-KX-ALL:+ECDHE-PSK:+PSK"))
+
+    def test_raw_public_key(self):
+        key = self.workdir / "leaf1.pub"
+        subprocess.run(["certtool", "--pubkey-info", "--load-privkey",
+                        str(CERTS / "leaf1.key"), "--outfile", str(key)],
+                       check=True, capture_output=True, timeout=COMMAND_TIMEOUT)
+        self.assertRefused(self.serve("--rawpkfile", str(key),
+                                      "--rawpkkeyfile", str(CERTS / "leaf1.key"),
+                                      "--priority", "NORMAL:-CTYPE-ALL:+CTYPE-SRV-RAWPK"))
+
+
+class EmptyPinSetTests(ToolTestCase):
+    """BR-13: no way of giving no usable pin makes a connection."""
+
+    def test_empty_pin_configurations(self):
+        server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key")
+        empty = self.workdir / "empty.txt"
+        empty.write_text("")
+        comments = self.workdir / "comments.txt"
+        comments.write_text("# no pins yet\n\n   \n")
+        for args in (["--pin", ""], ["--pin", " ; , "], ["--pin-file", str(empty)],
+                     ["--pin-file", str(comments)], ["--pin-file", "/dev/null"],
+                     ["--pin-file", str(self.workdir)],
+                     ["--pin", pin("leaf1.pem"), "--pin-file", str(empty)],
+                     ["--pin-file", str(comments), "--pin", "sha256/"]):
+            with self.subTest(args=args):
+                result = self.connect(server, *args, stdin=b"SECRET\n")
+                self.assertExitStatus(result, USAGE)
+                self.assertOneErrorLine(result)
+                self.assertEqual(result.stdout, b"")
+
+
+class PinSpellingTests(ToolTestCase):
+    """BR-14: every spelling of a pin is that pin; every bad one is refused."""
+
+    def spellings(self) -> dict[str, str]:
+        b64 = pin("leaf1.pem").removeprefix("sha256/")
+        url_safe = b64.replace("+", "-").replace("/", "_")
+        der = (CERTS / "leaf1.der").read_bytes()
+        hexdigest = hashlib.sha256(der).hexdigest()
+        pairs = [hexdigest[i:i + 2] for i in range(0, 64, 2)]
+        return {
+            "OkHttp": f"sha256/{b64}", "curl": f"sha256//{b64}",
+            "HPKP": f'pin-sha256="{b64}"', "certtool": f"pin-sha256:{b64}",
+            "no padding": f"sha256/{b64.rstrip('=')}", "URL-safe": f"sha256/{url_safe}",
+            "surrounding space": f"  sha256/{b64} \r\n", "upper-case prefix": f"SHA256/{b64}",
+            "curl list": f"sha256//{pin('leaf2.pem')[7:]};sha256//{b64}",
+            "hex": hexdigest, "hex with colons": ":".join(pairs).upper(),
+            "hex with spaces": " ".join(pairs),
+        }
+
+    def test_valid_spellings(self):
+        right = self.gnutls_serv("leaf1-chain.pem", "leaf1.key")
+        wrong = self.gnutls_serv("other-chain.pem", "other.key")
+        for name, text in self.spellings().items():
+            with self.subTest(spelling=name):
+                self.assertExitStatus(self.connect(right, "--pin", text, stdin=b"a\n"), OK)
+                self.assertExitStatus(self.connect(wrong, "--pin", text), MISMATCH)
+
+    def test_invalid_spellings(self):
+        server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key")
+        b64 = pin("leaf1.pem").removeprefix("sha256/")
+        der = (CERTS / "leaf1.der").read_bytes()
+        invalid = {
+            "31 bytes": "sha256/" + base64.b64encode(bytes(31)).decode(),
+            "33 bytes": "sha256/" + base64.b64encode(bytes(33)).decode(),
+            "! in base64": f"sha256/{b64[:-2]}!=",
+            "g in hex": "g" + hashlib.sha256(der).hexdigest()[1:],
+            "nothing after the prefix": "sha256/",
+            "md5": f"md5/{b64}",
+            "SHA-1": "sha1/" + base64.b64encode(hashlib.sha1(der).digest()).decode(),
+            "SHA-1 digest as SHA-256": "sha256/"
+                                       + base64.b64encode(hashlib.sha1(der).digest()).decode(),
+            "32 hex digits": hashlib.md5(der).hexdigest(),
+            "empty input digest": "sha256/47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
+            "URL": f"https://host.test/{b64}",
+            "host and port": "host.test:443",
+            "bare base64": b64,
+        }
+        for name, text in invalid.items():
+            with self.subTest(spelling=name):
+                result = self.connect(server, "--pin", pin("leaf1.pem"), "--pin", text,
+                                      stdin=b"SECRET\n")
+                self.assertExitStatus(result, USAGE)
+                self.assertIn(text[:40], self.assertOneErrorLine(result))
 
 
 class PinOnlyModeTests(ToolTestCase):
