@@ -2,8 +2,12 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Pinned connections from Python against a local gnutls-serv echo server."""
 
+import shutil
+import subprocess
 import sys
+import tempfile
 import threading
+import time
 import unittest
 from pathlib import Path
 
@@ -13,7 +17,7 @@ gi.require_version('PinTls', '1')
 from gi.repository import Gio, GLib, PinTls  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from localserver import CERTS_DIR, LocalServer, spki_pin  # noqa: E402
+from localserver import CERTS_DIR, LocalServer, free_port, spki_pin  # noqa: E402
 
 TIMEOUT_SECONDS = 20
 INTERMEDIATE_PIN = spki_pin(CERTS_DIR / 'intA.pem')
@@ -335,6 +339,130 @@ class TestMainLoopConnection(ConnectionTestCase):
 
         self.assertTrue(run_in_main_loop(steps()))
         self.assertEqual(calls, [(True, Gio.TlsCertificateFlags.UNKNOWN_CA)])
+
+
+class PlaintextServer:
+    """openssl s_server, which prints the application data it receives.
+
+    It presents leaf1, and is an independent peer: not GnuTLS, not pintls.
+    """
+
+    ALERT = b'alert bad certificate'
+
+    def __init__(self, tls_option):
+        self.tls_option = tls_option
+        self.process = None
+        self.port = None
+        self.log = None
+
+    def __enter__(self):
+        openssl = shutil.which('openssl')
+        if openssl is None:
+            raise unittest.SkipTest('openssl is not installed')
+        self.port = free_port()
+        self.log = tempfile.NamedTemporaryFile(prefix='pintls-openssl-')
+        # Its standard input stays open: s_server stops at its end.
+        self.process = subprocess.Popen(
+            [openssl, 's_server', '-accept', f'127.0.0.1:{self.port}', self.tls_option,
+             '-cert', str(CERTS_DIR / 'leaf1.pem'), '-key', str(CERTS_DIR / 'leaf1.key'),
+             '-quiet'],
+            stdin=subprocess.PIPE, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + TIMEOUT_SECONDS
+        while self.process.poll() is None and time.monotonic() < deadline:
+            try:
+                Gio.SocketClient().connect_to_host(self.address, 0, None).close(None)
+                return self
+            except GLib.Error:
+                time.sleep(0.05)
+        self.__exit__()
+        raise RuntimeError('openssl s_server did not start')
+
+    def __exit__(self, *exc_info):
+        self.process.terminate()
+        self.process.communicate(timeout=TIMEOUT_SECONDS)
+        self.log.close()
+
+    @property
+    def address(self):
+        return f'127.0.0.1:{self.port}'
+
+    def wait_for_output(self, text):
+        """What the server printed, once it holds @text or after a timeout."""
+        deadline = time.monotonic() + TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            output = Path(self.log.name).read_bytes()
+            if text in output:
+                break
+            time.sleep(0.05)
+        return output
+
+
+class TestNothingBeforeTheVerdict(unittest.TestCase):
+    """No application byte reaches a server whose pins do not match."""
+
+    SECRET = b'Authorization: SECRET\n'
+    TLS_OPTIONS = {'1.2': '-tls1_2', '1.3': '-tls1_3'}
+
+    def write_sync(self, connection):
+        connection.get_output_stream().write_all(self.SECRET, None)
+
+    def write_async(self, connection):
+        def steps():
+            output = connection.get_output_stream()
+            result = yield lambda done: output.write_bytes_async(
+                GLib.Bytes.new(self.SECRET), GLib.PRIORITY_DEFAULT, None, done)
+            output.write_bytes_finish(result)
+
+        run_in_main_loop(steps())
+
+    def write_nonblocking(self, connection):
+        output = connection.get_output_stream()
+        deadline = time.monotonic() + TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                output.write_nonblocking(self.SECRET, None)
+                return
+            except GLib.Error as error:
+                if not error.matches(Gio.io_error_quark(), Gio.IOErrorEnum.WOULD_BLOCK):
+                    raise
+            GLib.MainContext.default().iteration(True)
+        self.fail('the non-blocking write never ended')
+
+    def connect(self, server, pin):
+        tcp = Gio.SocketClient().connect_to_host(server.address, 0, None)
+        return PinTls.ClientConnection.new(
+            tcp, Gio.NetworkAddress.parse(server.address, 0),
+            PinTls.PinSet.new([spki_pin(CERTS_DIR / pin)]))
+
+    def test_mismatch(self):
+        for version, option in self.TLS_OPTIONS.items():
+            for write in (self.write_sync, self.write_async, self.write_nonblocking):
+                with self.subTest(version=version, write=write.__name__), \
+                        PlaintextServer(option) as server:
+                    # Kept open until the server has read the alert: closing
+                    # it with the server's handshake unread resets the TCP
+                    # connection, and the server may then never see it.
+                    connection = self.connect(server, 'leaf2.pem')
+                    with self.assertRaises(GLib.Error) as caught:
+                        write(connection)
+                    self.assertTrue(caught.exception.matches(
+                        PinTls.Error.quark(), PinTls.Error.PIN_MISMATCH),
+                        caught.exception.message)
+                    # Data sent before the alert would be printed before it.
+                    output = server.wait_for_output(server.ALERT)
+                    self.assertIn(server.ALERT, output)
+                    self.assertNotIn(b'SECRET', output)
+                    connection.close(None)
+
+    def test_match(self):
+        for version, option in self.TLS_OPTIONS.items():
+            for write in (self.write_sync, self.write_async, self.write_nonblocking):
+                with self.subTest(version=version, write=write.__name__), \
+                        PlaintextServer(option) as server:
+                    connection = self.connect(server, 'leaf1.pem')
+                    write(connection)
+                    connection.close(None)
+                    self.assertIn(self.SECRET, server.wait_for_output(self.SECRET))
 
 
 if __name__ == '__main__':
