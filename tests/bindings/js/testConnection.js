@@ -256,6 +256,100 @@ test('callbacks from an explicit GLib.MainLoop', () => {
     assertEqual(steps, ['connected', 'handshaken', 'from the loop\n'], 'steps');
 });
 
+// openssl s_server prints the application data it receives: an
+// independent peer that shows whether anything left before the verdict.
+function freePort() {
+    const socket = Gio.Socket.new(Gio.SocketFamily.IPV4, Gio.SocketType.STREAM,
+        Gio.SocketProtocol.TCP);
+    socket.bind(Gio.InetSocketAddress.new_from_string('127.0.0.1', 0), false);
+    const port = socket.get_local_address().get_port();
+    socket.close();
+    return port;
+}
+
+function sleep(milliseconds) {
+    return new Promise(resolve => {
+        GLib.timeout_add(GLib.PRIORITY_DEFAULT, milliseconds, () => {
+            resolve();
+            return GLib.SOURCE_REMOVE;
+        });
+    });
+}
+
+async function startPlaintextServer(tlsOption) {
+    const port = freePort();
+    const [logFile] = Gio.File.new_tmp('pintls-openssl-XXXXXX.log');
+    const launcher = new Gio.SubprocessLauncher({
+        flags: Gio.SubprocessFlags.STDIN_PIPE | Gio.SubprocessFlags.STDERR_MERGE,
+    });
+    launcher.set_stdout_file_path(logFile.get_path());
+    const process = launcher.spawnv(['openssl', 's_server', '-accept', `127.0.0.1:${port}`,
+        tlsOption, '-cert', GLib.build_filenamev([certsDir, 'leaf1.pem']),
+        '-key', GLib.build_filenamev([certsDir, 'leaf1.key']), '-quiet']);
+    const server = {
+        address: `127.0.0.1:${port}`,
+        output: () => {
+            const [, contents] = logFile.load_contents(null);
+            return decoder.decode(contents);
+        },
+        async waitForOutput(text) {
+            for (let i = 0; i < 200 && !server.output().includes(text); i++)
+                await sleep(50);
+            return server.output();
+        },
+        stop() {
+            process.force_exit();
+            process.wait(null);
+            logFile.delete(null);
+        },
+    };
+    for (let i = 0; i < 200; i++) {
+        try {
+            (await new Gio.SocketClient().connect_to_host_async(server.address, 0, null))
+                .close(null);
+            return server;
+        } catch (error) {
+            await sleep(50);
+        }
+    }
+    server.stop();
+    throw new Error('openssl s_server did not start');
+}
+
+test('nothing reaches a mismatched server, on TLS 1.2 and 1.3', async () => {
+    const secret = 'Authorization: SECRET\n';
+    const leaf2Pin = PinTls.spki_pin_for_certificate(Gio.TlsCertificate.new_from_file(
+        GLib.build_filenamev([certsDir, 'leaf2.pem'])));
+    for (const tlsOption of ['-tls1_2', '-tls1_3']) {
+        for (const [pins, pinned] of [[pinSet(leaf2Pin), false], [pinSet(rightPin), true]]) {
+            const server = await startPlaintextServer(tlsOption);
+            try {
+                const tcp = await new Gio.SocketClient().connect_to_host_async(
+                    server.address, 0, null);
+                const connection = PinTls.ClientConnection.new(
+                    tcp, Gio.NetworkAddress.parse(server.address, 0), pins);
+                const write = connection.get_output_stream().write_bytes_async(
+                    new GLib.Bytes(encoder.encode(secret)), GLib.PRIORITY_DEFAULT, null);
+                if (pinned) {
+                    await write;
+                    assert((await server.waitForOutput(secret)).includes(secret),
+                        `${tlsOption}: the pinned server got the data`);
+                } else {
+                    await assertRejects(write, PinTls.Error, PinTls.Error.PIN_MISMATCH);
+                    // Data sent before the alert would be printed before it.
+                    const output = await server.waitForOutput('alert bad certificate');
+                    assert(output.includes('alert bad certificate'),
+                        `${tlsOption}: the server got the alert: ${output}`);
+                    assert(!output.includes('SECRET'), `${tlsOption}: no data leaked`);
+                }
+                connection.close(null);
+            } finally {
+                server.stop();
+            }
+        }
+    }
+});
+
 test('fetch the server chain to learn its pins', () => {
     for (let i = 0; i < 3; i++) {
         const chain = PinTls.fetch_server_chain(address, 443, null, null);
