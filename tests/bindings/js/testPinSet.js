@@ -53,7 +53,11 @@ test('public-key pins in every syntax', () => {
         `pin-sha256="${leaf1Base64}"`,
         `pin-sha256:${leaf1Base64}`,
         `sha256/${urlSafe}`,
+        `sha256//${leaf1Base64.replace(/=+$/, '')}`,
         ` sha256/${leaf1Base64}\t`,
+        `sha256/${leaf1Base64}\r\n`,
+        `SHA256/${leaf1Base64}`,
+        `PIN-SHA256:${leaf1Base64}`,
     ];
     for (const text of syntaxes)
         assertEqual(PinTls.PinSet.new([text]).to_strings(), [leaf1Pin], text);
@@ -61,7 +65,8 @@ test('public-key pins in every syntax', () => {
 
 test('certificate fingerprints with and without colons', () => {
     const colons = leaf1Fingerprint.match(/../g).join(':');
-    for (const text of [leaf1Fingerprint, leaf1Fingerprint.toUpperCase(), colons])
+    const spaces = colons.replaceAll(':', ' ');
+    for (const text of [leaf1Fingerprint, leaf1Fingerprint.toUpperCase(), colons, spaces])
         assertEqual(PinTls.PinSet.new([text]).to_strings(), [leaf1Fingerprint], text);
 });
 
@@ -124,11 +129,24 @@ test('invalid pins are configuration errors naming the text', () => {
         `md5/${leaf1Base64}`,
         leaf1Fingerprint.slice(1),
         '  ',
+        `sha256/${leaf1Base64.slice(0, -2)}!=`,
+        `g${leaf1Fingerprint.slice(1)}`,
+        'sha256/',
+        'sha256//',
+        `https://host.test/${leaf1Base64}`,
+        'host.test:443',
+        leaf1Fingerprint.slice(0, 32),
+        leaf1Fingerprint.slice(0, 40),
+        leaf1Base64,
+        `sha256/${leaf1Fingerprint}`,
+        `pin-sha256="${leaf1Base64}`,
+        `sha384/${leaf1Base64}`,
     ];
     for (const text of cases) {
         const error = assertThrows(() => PinTls.PinSet.new([leaf1Pin, text]),
             PinTls.Error, PinTls.Error.INVALID_PIN);
-        assert(error.message.includes(text), `"${error.message}" names "${text}"`);
+        // Long text is cut short in the message.
+        assert(error.message.includes(text.slice(0, 40)), `"${error.message}" names "${text}"`);
     }
 });
 

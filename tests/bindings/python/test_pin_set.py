@@ -61,7 +61,12 @@ class TestPinSyntaxes(unittest.TestCase):
             'HPKP': f'pin-sha256="{LEAF1_BASE64}"',
             'certtool': f'pin-sha256:{LEAF1_BASE64}',
             'URL-safe base64 without padding': f'sha256/{url_safe}',
+            'URL-safe base64 with padding': f'sha256/{url_safe}=',
+            'curl without padding': f'sha256//{LEAF1_BASE64.rstrip("=")}',
             'surrounding white space': f'  sha256/{LEAF1_BASE64}\t',
+            'line end': f'sha256/{LEAF1_BASE64}\r\n',
+            'upper-case prefix': f'SHA256/{LEAF1_BASE64}',
+            'upper-case HPKP prefix': f'PIN-SHA256="{LEAF1_BASE64}"',
         }
         for name, text in syntaxes.items():
             with self.subTest(syntax=name):
@@ -71,7 +76,9 @@ class TestPinSyntaxes(unittest.TestCase):
 
     def test_certificate_fingerprint_syntaxes(self):
         colons = ':'.join(LEAF1_FINGERPRINT[i:i + 2] for i in range(0, 64, 2))
-        for text in (LEAF1_FINGERPRINT, LEAF1_FINGERPRINT.upper(), colons, colons.upper()):
+        spaces = colons.replace(':', ' ')
+        for text in (LEAF1_FINGERPRINT, LEAF1_FINGERPRINT.upper(), colons, colons.upper(),
+                     spaces):
             with self.subTest(text=text):
                 pins = PinTls.PinSet.new([text])
                 self.assertEqual(pins.to_strings(), [LEAF1_FINGERPRINT])
@@ -171,6 +178,20 @@ class TestInvalidPins(ErrorDomainTestCase):
             'odd hex digits': LEAF1_FINGERPRINT[:-1],
             'hex fingerprint too long': LEAF1_FINGERPRINT + 'ab',
             'nothing': '   ',
+            'digest one byte too long': 'sha256/' + base64.b64encode(bytes(33)).decode(),
+            'bang in base64': f'sha256/{LEAF1_BASE64[:-2]}!=',
+            'g in hex': 'g' + LEAF1_FINGERPRINT[1:],
+            'nothing after the prefix': 'sha256/',
+            'nothing after the curl prefix': 'sha256//',
+            'mixed base64 alphabets': f'sha256/+_{LEAF1_BASE64[2:]}',
+            'URL': f'https://host.test/{LEAF1_BASE64}',
+            'host and port': 'host.test:443',
+            'MD5 as hex': hashlib.md5(LEAF1_DER).hexdigest(),
+            'SHA-1 as hex': hashlib.sha1(LEAF1_DER).hexdigest(),
+            'base64 without a prefix': LEAF1_BASE64,
+            'hex under a base64 prefix': f'sha256/{LEAF1_FINGERPRINT}',
+            'unterminated HPKP': f'pin-sha256="{LEAF1_BASE64}',
+            'SHA-384 prefix': f'sha384/{LEAF1_BASE64}',
         }
         for name, text in cases.items():
             with self.subTest(case=name):
