@@ -948,6 +948,7 @@ pin_tls_pin_set_matches_certificate (PinTlsPinSet *set,
 
   g_return_val_if_fail (PIN_TLS_IS_PIN_SET (set), FALSE);
   g_return_val_if_fail (certificate_der != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   if (!import_der (&cert, certificate_der, error))
     return FALSE;
@@ -1015,6 +1016,9 @@ pin_tls_spki_pin_for_der (GBytes  *certificate_der,
  *
  * Computes the public-key pin of @certificate, as
  * [func@PinTls.spki_pin_for_der] does.
+ *
+ * The error is %PIN_TLS_ERROR_INVALID_CERTIFICATE if @certificate has no
+ * DER data or its public key cannot be read.
  *
  * Returns: (transfer full): the pin, or %NULL on error
  */

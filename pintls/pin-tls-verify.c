@@ -676,6 +676,7 @@ pin_tls_find_issuer_path (GBytes *const *chain,
 
   g_return_val_if_fail (chain != NULL || chain_length == 0, NULL);
   g_return_val_if_fail (path_length != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
   for (i = 0; i < chain_length; i++)
     {
