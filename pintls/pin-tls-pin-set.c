@@ -356,6 +356,40 @@ has_prefix_nocase (const char  *text,
   return TRUE;
 }
 
+/* Decodes the base64 after "sha256/". curl writes "sha256//", but a
+ * digest whose base64 starts with '/' also reads "sha256//" in OkHttp's
+ * spelling. Only one reading can decode to 32 bytes. */
+static gboolean
+decode_slash_digest (const char *rest,
+                     const char *text,
+                     guint8     *digest,
+                     GError    **error)
+{
+  if (rest[0] == '/' && decode_base64_digest (rest, text, digest, NULL))
+    return TRUE;
+
+  return decode_base64_digest (rest[0] == '/' ? rest + 1 : rest, text, digest,
+                               error);
+}
+
+/* Decodes the quoted base64 after "pin-sha256=". */
+static gboolean
+decode_hpkp_digest (const char *rest,
+                    const char *text,
+                    guint8     *digest,
+                    GError    **error)
+{
+  g_autofree char *inner = NULL;
+  gsize length = strlen (rest);
+
+  if (length < 2 || rest[0] != '"' || rest[length - 1] != '"')
+    return invalid_pin (text, "an HPKP pin is written pin-sha256=\"BASE64\"",
+                        error);
+
+  inner = g_strndup (rest + 1, length - 2);
+  return decode_base64_digest (inner, text, digest, error);
+}
+
 /* Decodes one pin, already trimmed, in any syntax the set accepts. */
 static gboolean
 parse_pin (const char *text,
@@ -365,36 +399,13 @@ parse_pin (const char *text,
   const char *rest;
   gboolean decoded;
 
+  pin->kind = PIN_TLS_PIN_KIND_SPKI;
   if (has_prefix_nocase (text, "sha256/", &rest))
-    {
-      /* curl writes "sha256//", but a digest whose base64 starts with '/'
-       * also reads "sha256//" in OkHttp's spelling. Only one reading can
-       * decode to 32 bytes. */
-      pin->kind = PIN_TLS_PIN_KIND_SPKI;
-      decoded = (rest[0] == '/'
-                 && decode_base64_digest (rest, text, pin->digest, NULL));
-      if (!decoded)
-        decoded = decode_base64_digest (rest[0] == '/' ? rest + 1 : rest,
-                                        text, pin->digest, error);
-    }
+    decoded = decode_slash_digest (rest, text, pin->digest, error);
   else if (has_prefix_nocase (text, "pin-sha256:", &rest))
-    {
-      pin->kind = PIN_TLS_PIN_KIND_SPKI;
-      decoded = decode_base64_digest (rest, text, pin->digest, error);
-    }
+    decoded = decode_base64_digest (rest, text, pin->digest, error);
   else if (has_prefix_nocase (text, "pin-sha256=", &rest))
-    {
-      g_autofree char *inner = NULL;
-      gsize length = strlen (rest);
-
-      if (length < 2 || rest[0] != '"' || rest[length - 1] != '"')
-        return invalid_pin (text, "an HPKP pin is written pin-sha256=\"BASE64\"",
-                            error);
-
-      inner = g_strndup (rest + 1, length - 2);
-      pin->kind = PIN_TLS_PIN_KIND_SPKI;
-      decoded = decode_base64_digest (inner, text, pin->digest, error);
-    }
+    decoded = decode_hpkp_digest (rest, text, pin->digest, error);
   else if (has_prefix_nocase (text, "sha1/", &rest)
            || has_prefix_nocase (text, "pin-sha1", &rest))
     {
