@@ -397,17 +397,45 @@ issuer_pin_identity_errors (PinTlsChain *chain,
   return 0;
 }
 
+/* What stands between a pin match and acceptance. In CA_AND_PINS mode,
+ * the chain's validation for the name; without a trust to ask, nothing is
+ * trusted. In PIN_ONLY mode, for a pin that matched only an issuer, the
+ * leaf's name: such a match does not vouch for a certificate naming
+ * another server, so it stops counting as a match, and no
+ * accept-certificate handler can restore it. */
+static GTlsCertificateFlags
+trust_errors (PinTlsDecision *verdict,
+              PinTlsChain    *chain,
+              PathMatch       match,
+              PinTlsMode      mode,
+              const char     *server_name,
+              PinTlsTrust    *trust)
+{
+  GTlsCertificateFlags errors = 0;
+
+  if (mode == PIN_TLS_MODE_CA_AND_PINS)
+    return trust != NULL ? trust->verify (trust, chain, server_name)
+                         : G_TLS_CERTIFICATE_UNKNOWN_CA;
+
+  if (match == PATH_MATCH_ISSUER)
+    errors = issuer_pin_identity_errors (chain, server_name);
+  if (errors != 0)
+    verdict->pin_matched = FALSE;
+
+  return errors;
+}
+
 /* Computes the verdict on a presented chain. In CA_AND_PINS mode a chain
  * that does not validate is refused as untrusted even if a pin matches: a
  * pin never stands in for a failed CA or host name check. */
 void
-_pin_tls_decision_compute (PinTlsDecision        *verdict,
-                          PinTlsPinSet         *pins,
-                          const gnutls_datum_t *der,
-                          guint                 n_certs,
-                          PinTlsMode            mode,
-                          const char           *server_name,
-                          PinTlsTrust          *trust)
+_pin_tls_decision_compute (PinTlsDecision       *verdict,
+                           PinTlsPinSet         *pins,
+                           const gnutls_datum_t *der,
+                           guint                 n_certs,
+                           PinTlsMode            mode,
+                           const char           *server_name,
+                           PinTlsTrust          *trust)
 {
   g_autoptr(PinTlsChain) chain = NULL;
   gboolean check_ca = (mode == PIN_TLS_MODE_CA_AND_PINS);
@@ -434,14 +462,8 @@ _pin_tls_decision_compute (PinTlsDecision        *verdict,
   verdict->path_length = chain->path_length;
   match = path_matches (chain, der, pins);
   verdict->pin_matched = (match != PATH_MATCH_NONE);
-
-  /* Without a trust to ask, nothing is trusted. */
-  if (check_ca)
-    verdict->ca_errors = trust != NULL
-                           ? trust->verify (trust, chain, server_name)
-                           : G_TLS_CERTIFICATE_UNKNOWN_CA;
-  else if (match == PATH_MATCH_ISSUER)
-    verdict->ca_errors = issuer_pin_identity_errors (chain, server_name);
+  verdict->ca_errors = trust_errors (verdict, chain, match, mode, server_name,
+                                     trust);
 
   if (verdict->ca_errors != 0)
     {
@@ -634,7 +656,7 @@ pin_tls_verify_chain (PinTlsPinSet            *pins,
     }
 
   _pin_tls_decision_compute (&verdict, pins, chain, chain_length, mode, name,
-                            trust);
+                             trust);
   g_clear_pointer (&trust, _pin_tls_trust_free);
 
   accepted = verdict.accepted;

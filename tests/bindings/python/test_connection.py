@@ -190,6 +190,26 @@ class TestSyncConnection(ConnectionTestCase):
             connection.handshake(None)
         self.assertPinMismatch(caught.exception)
 
+    def test_issuer_pin_needs_the_server_name(self):
+        # In PIN_ONLY mode a pinned intermediate vouches only for
+        # certificates naming the server, and nothing can override that.
+        for override in ('accept-certificate', 'validation-flags'):
+            with self.subTest(override=override):
+                tcp = Gio.SocketClient().connect_to_host(self.server.address, 0, None)
+                identity = Gio.NetworkAddress.new('other.test', self.server.port)
+                connection = PinTls.ClientConnection.new(
+                    tcp, identity, PinTls.PinSet.new([INTERMEDIATE_PIN]))
+                if override == 'accept-certificate':
+                    connection.connect('accept-certificate', lambda *args: True)
+                else:
+                    connection.set_validation_flags(0)
+                with self.assertRaises(GLib.Error) as caught:
+                    connection.handshake(None)
+                self.assertTrue(caught.exception.matches(Gio.tls_error_quark(),
+                                                         Gio.TlsError.BAD_CERTIFICATE),
+                                caught.exception.message)
+                self.assertIn('other.test', caught.exception.message)
+
     def test_ca_and_pins_mode(self):
         connection = self.new_connection(self.right)
         connection.set_mode(PinTls.Mode.CA_AND_PINS)
