@@ -517,7 +517,7 @@ create_trust (PinTlsClientConnection *self,
 
 static GPtrArray *
 copy_peer_path (PinTlsClientConnection *self,
-                PinTlsDecision          *verdict)
+                PinTlsDecision         *verdict)
 {
   GPtrArray *chain = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
   const gnutls_datum_t *peers;
@@ -559,7 +559,7 @@ get_peer_certificate (PinTlsClientConnection *self)
  * handshake, with no lock held. */
 static gboolean
 verdict_cb (PinTlsDecision *verdict,
-            gpointer       user_data)
+            gpointer        user_data)
 {
   PinTlsClientConnection *self = user_data;
   GTlsCertificateFlags errors = verdict->ca_errors;
@@ -597,14 +597,14 @@ verdict_cb (PinTlsDecision *verdict,
 /* Handshake ------------------------------------------------------------ */
 
 static int
-retrieve_certificate_cb (gnutls_session_t              session,
-                         const gnutls_datum_t         *req_ca_rdn,
-                         int                           n_req_ca_rdn,
-                         const gnutls_pk_algorithm_t  *pk_algos,
-                         int                           n_pk_algos,
-                         gnutls_pcert_st             **pcert,
-                         unsigned int                 *pcert_length,
-                         gnutls_privkey_t             *privkey)
+retrieve_certificate_cb (gnutls_session_t             session,
+                         const gnutls_datum_t        *req_ca_rdn,
+                         int                          n_req_ca_rdn,
+                         const gnutls_pk_algorithm_t *pk_algos,
+                         int                          n_pk_algos,
+                         gnutls_pcert_st            **pcert,
+                         unsigned int                *pcert_length,
+                         gnutls_privkey_t            *privkey)
 {
   PinTlsClientConnection *self = gnutls_session_get_ptr (session);
   GList *accepted_cas = NULL;
@@ -1593,10 +1593,10 @@ pin_tls_client_connection_get_negotiated_protocol (GTlsConnection *connection)
 }
 
 static gboolean
-pin_tls_client_connection_get_binding_data (GTlsConnection         *connection,
-                                            GTlsChannelBindingType  type,
-                                            GByteArray             *data,
-                                            GError                **error)
+pin_tls_client_connection_get_binding_data (GTlsConnection        *connection,
+                                            GTlsChannelBindingType type,
+                                            GByteArray            *data,
+                                            GError               **error)
 {
   PinTlsClientConnection *self = PIN_TLS_CLIENT_CONNECTION (connection);
   gnutls_channel_binding_t gnutls_type;

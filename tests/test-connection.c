@@ -39,8 +39,8 @@ typedef struct
 } Fixture;
 
 static void
-fixture_setup (Fixture       *fixture,
-               gconstpointer  data)
+fixture_setup (Fixture      *fixture,
+               gconstpointer data)
 {
   fixture->server = test_server_new (data);
   fixture->test_thread = g_thread_self ();
@@ -49,8 +49,8 @@ fixture_setup (Fixture       *fixture,
 /* Releases the connection and checks that it and its base stream are
  * finalized, after the main context has run what it still had for them. */
 static void
-fixture_teardown (Fixture       *fixture,
-                  gconstpointer  data)
+fixture_teardown (Fixture      *fixture,
+                  gconstpointer data)
 {
   if (fixture->connection != NULL)
     {
@@ -417,8 +417,8 @@ assert_configuration (Fixture            *fixture,
 }
 
 static void
-test_handshake_sync (Fixture       *fixture,
-                     gconstpointer  data)
+test_handshake_sync (Fixture      *fixture,
+                     gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
   GSocketConnectable *identity;
@@ -439,8 +439,8 @@ test_handshake_sync (Fixture       *fixture,
 }
 
 static void
-test_alpn (Fixture       *fixture,
-           gconstpointer  data)
+test_alpn (Fixture      *fixture,
+           gconstpointer data)
 {
   const char *protocols[] = { "h2", "pintls/1", NULL };
   GTlsConnection *connection;
@@ -462,8 +462,8 @@ test_alpn (Fixture       *fixture,
 /* tls-server-end-point is the SHA-256 digest of the server certificate,
  * which leaf1 is signed with. */
 static void
-test_channel_binding (Fixture       *fixture,
-                      gconstpointer  data)
+test_channel_binding (Fixture      *fixture,
+                      gconstpointer data)
 {
   g_autoptr(GPtrArray) chain = test_load_der_chain ("leaf1.pem");
   g_autoptr(GByteArray) binding = g_byte_array_new ();
@@ -496,8 +496,8 @@ test_channel_binding (Fixture       *fixture,
 /* Data ----------------------------------------------------------------- */
 
 static void
-test_echo (Fixture       *fixture,
-           gconstpointer  data)
+test_echo (Fixture      *fixture,
+           gconstpointer data)
 {
   g_autoptr(GDataInputStream) lines = NULL;
   g_autofree char *first = NULL;
@@ -557,8 +557,8 @@ assert_failed_with_mismatch (Fixture *fixture)
 }
 
 static void
-test_mismatch (Fixture       *fixture,
-               gconstpointer  data)
+test_mismatch (Fixture      *fixture,
+               gconstpointer data)
 {
   GTlsConnection *connection;
   g_autoptr(GError) error = NULL;
@@ -582,8 +582,8 @@ test_mismatch (Fixture       *fixture,
 /* BR-18: the first write runs the handshake, and the secret never leaves
  * when the pins do not match. */
 static void
-test_implicit_handshake_mismatch (Fixture       *fixture,
-                                  gconstpointer  data)
+test_implicit_handshake_mismatch (Fixture      *fixture,
+                                  gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
 
@@ -596,8 +596,8 @@ test_implicit_handshake_mismatch (Fixture       *fixture,
 }
 
 static void
-test_implicit_handshake (Fixture       *fixture,
-                         gconstpointer  data)
+test_implicit_handshake (Fixture      *fixture,
+                         gconstpointer data)
 {
   fixture_connect_with (fixture, "host.test", "leaf1.pem");
 
@@ -639,8 +639,8 @@ refuse_cb (GTlsConnection      *connection,
 /* An accept-certificate handler can accept certificate authority errors,
  * never a pin mismatch, even when the two come together. */
 static void
-test_accept_certificate_cannot_override (Fixture       *fixture,
-                                         gconstpointer  data)
+test_accept_certificate_cannot_override (Fixture      *fixture,
+                                         gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
   guint n_emitted = 0;
@@ -659,8 +659,8 @@ test_accept_certificate_cannot_override (Fixture       *fixture,
 }
 
 static void
-test_accept_certificate_pin_only (Fixture       *fixture,
-                                  gconstpointer  data)
+test_accept_certificate_pin_only (Fixture      *fixture,
+                                  gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
   guint n_emitted = 0;
@@ -676,8 +676,8 @@ test_accept_certificate_pin_only (Fixture       *fixture,
 }
 
 static void
-test_validation_flags_cannot_mask (Fixture       *fixture,
-                                   gconstpointer  data)
+test_validation_flags_cannot_mask (Fixture      *fixture,
+                                   gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
 
@@ -694,8 +694,8 @@ test_validation_flags_cannot_mask (Fixture       *fixture,
 }
 
 static void
-test_rotation (Fixture       *fixture,
-               gconstpointer  data)
+test_rotation (Fixture      *fixture,
+               gconstpointer data)
 {
   g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", "leaf2.pem", NULL);
   g_autoptr(GError) error = NULL;
@@ -710,8 +710,8 @@ test_rotation (Fixture       *fixture,
 
 /* BR-16: pins alone trust a self-signed server. */
 static void
-test_pin_only_self_signed (Fixture       *fixture,
-                           gconstpointer  data)
+test_pin_only_self_signed (Fixture      *fixture,
+                           gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
 
@@ -722,8 +722,8 @@ test_pin_only_self_signed (Fixture       *fixture,
 }
 
 static void
-test_not_tls (Fixture       *fixture,
-              gconstpointer  data)
+test_not_tls (Fixture      *fixture,
+              gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
 
@@ -736,8 +736,8 @@ test_not_tls (Fixture       *fixture,
 /* A server that never answers: the base socket's timeout ends the
  * handshake. */
 static void
-test_base_timeout (Fixture       *fixture,
-                   gconstpointer  data)
+test_base_timeout (Fixture      *fixture,
+                   gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
 
@@ -751,8 +751,8 @@ test_base_timeout (Fixture       *fixture,
 /* CA_AND_PINS ---------------------------------------------------------- */
 
 static void
-test_ca_and_pins_trusted (Fixture       *fixture,
-                          gconstpointer  data)
+test_ca_and_pins_trusted (Fixture      *fixture,
+                          gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
 
@@ -766,8 +766,8 @@ test_ca_and_pins_trusted (Fixture       *fixture,
 }
 
 static void
-test_ca_and_pins_wrong_identity (Fixture       *fixture,
-                                 gconstpointer  data)
+test_ca_and_pins_wrong_identity (Fixture      *fixture,
+                                 gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
   guint n_emitted = 0;
@@ -784,8 +784,8 @@ test_ca_and_pins_wrong_identity (Fixture       *fixture,
 }
 
 static void
-test_ca_and_pins_wrong_identity_accepted (Fixture       *fixture,
-                                          gconstpointer  data)
+test_ca_and_pins_wrong_identity_accepted (Fixture      *fixture,
+                                          gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
   guint n_emitted = 0;
@@ -803,8 +803,8 @@ test_ca_and_pins_wrong_identity_accepted (Fixture       *fixture,
 }
 
 static void
-test_ca_and_pins_system_database (Fixture       *fixture,
-                                  gconstpointer  data)
+test_ca_and_pins_system_database (Fixture      *fixture,
+                                  gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
 
@@ -820,8 +820,8 @@ test_ca_and_pins_system_database (Fixture       *fixture,
 
 /* BR-16: a pin match never stands in for a failed CA check. */
 static void
-test_ca_and_pins_self_signed (Fixture       *fixture,
-                              gconstpointer  data)
+test_ca_and_pins_self_signed (Fixture      *fixture,
+                              gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
 
@@ -836,8 +836,8 @@ test_ca_and_pins_self_signed (Fixture       *fixture,
 /* Names ---------------------------------------------------------------- */
 
 static void
-test_sni_normalized (Fixture       *fixture,
-                     gconstpointer  data)
+test_sni_normalized (Fixture      *fixture,
+                     gconstpointer data)
 {
   g_autofree char *server_name = NULL;
   g_autoptr(GError) error = NULL;
@@ -853,8 +853,8 @@ test_sni_normalized (Fixture       *fixture,
 }
 
 static void
-test_sni_ip_address (Fixture       *fixture,
-                     gconstpointer  data)
+test_sni_ip_address (Fixture      *fixture,
+                     gconstpointer data)
 {
   g_autofree char *server_name = NULL;
   g_autoptr(GError) error = NULL;
@@ -885,8 +885,8 @@ read_after_greeting (Fixture *fixture,
 }
 
 static void
-test_close_notify_required (Fixture       *fixture,
-                            gconstpointer  data)
+test_close_notify_required (Fixture      *fixture,
+                            gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
 
@@ -897,8 +897,8 @@ test_close_notify_required (Fixture       *fixture,
 }
 
 static void
-test_close_notify_not_required (Fixture       *fixture,
-                                gconstpointer  data)
+test_close_notify_not_required (Fixture      *fixture,
+                                gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
 
@@ -910,8 +910,8 @@ test_close_notify_not_required (Fixture       *fixture,
 }
 
 static void
-test_close_sends_close_notify (Fixture       *fixture,
-                               gconstpointer  data)
+test_close_sends_close_notify (Fixture      *fixture,
+                               gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
   char byte;
@@ -934,8 +934,8 @@ test_close_sends_close_notify (Fixture       *fixture,
 }
 
 static void
-test_close_before_handshake (Fixture       *fixture,
-                             gconstpointer  data)
+test_close_before_handshake (Fixture      *fixture,
+                             gconstpointer data)
 {
   fixture_connect_with (fixture, "host.test", "leaf1.pem");
 
@@ -948,8 +948,8 @@ test_close_before_handshake (Fixture       *fixture,
 }
 
 static void
-test_close_async (Fixture       *fixture,
-                  gconstpointer  data)
+test_close_async (Fixture      *fixture,
+                  gconstpointer data)
 {
   g_auto(AsyncWait) wait = { NULL };
   g_autoptr(GError) error = NULL;
@@ -978,8 +978,8 @@ test_close_async (Fixture       *fixture,
 /* Closing the output stream sends close_notify; the input stream still
  * reads what the server sent, then its close_notify. */
 static void
-test_close_output_stream (Fixture       *fixture,
-                          gconstpointer  data)
+test_close_output_stream (Fixture      *fixture,
+                          gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
   char byte;
@@ -1002,8 +1002,8 @@ test_close_output_stream (Fixture       *fixture,
 /* The handshake started on this thread's main context never ran a step:
  * closing must not wait for it, and it fails. */
 static void
-test_close_during_async_handshake (Fixture       *fixture,
-                                   gconstpointer  data)
+test_close_during_async_handshake (Fixture      *fixture,
+                                   gconstpointer data)
 {
   g_auto(AsyncWait) wait = { NULL };
   g_autoptr(GError) error = NULL;
@@ -1051,8 +1051,8 @@ notify_thread_cb (GObject    *object,
 }
 
 static void
-test_async_handshake (Fixture       *fixture,
-                      gconstpointer  data)
+test_async_handshake (Fixture      *fixture,
+                      gconstpointer data)
 {
   g_auto(AsyncWait) wait = { NULL };
   g_autoptr(GError) error = NULL;
@@ -1103,8 +1103,8 @@ handshake_on_own_context_thread (gpointer data)
 /* The handshake runs on the thread-default context of the thread that
  * asked for it, never on the global default one. */
 static void
-test_async_handshake_other_context (Fixture       *fixture,
-                                    gconstpointer  data)
+test_async_handshake_other_context (Fixture      *fixture,
+                                    gconstpointer data)
 {
   GThread *thread;
 
@@ -1130,8 +1130,8 @@ echo_thread (gpointer data)
 /* A blocking operation on another thread waits for the asynchronous
  * handshake this thread's main loop runs. */
 static void
-test_async_handshake_thread_waits (Fixture       *fixture,
-                                   gconstpointer  data)
+test_async_handshake_thread_waits (Fixture      *fixture,
+                                   gconstpointer data)
 {
   g_auto(AsyncWait) wait = { NULL };
   GThread *thread;
@@ -1161,8 +1161,8 @@ cancel_cb (gpointer data)
 /* Cancelled while it waits for a server that never answers: the low
  * priority idle runs once the first step has sent the ClientHello. */
 static void
-test_async_handshake_cancelled (Fixture       *fixture,
-                                gconstpointer  data)
+test_async_handshake_cancelled (Fixture      *fixture,
+                                gconstpointer data)
 {
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   g_auto(AsyncWait) wait = { NULL };
@@ -1184,8 +1184,8 @@ test_async_handshake_cancelled (Fixture       *fixture,
 }
 
 static void
-test_async_handshake_mismatch (Fixture       *fixture,
-                               gconstpointer  data)
+test_async_handshake_mismatch (Fixture      *fixture,
+                               gconstpointer data)
 {
   g_auto(AsyncWait) wait = { NULL };
   g_autoptr(GError) error = NULL;
@@ -1207,8 +1207,8 @@ test_async_handshake_mismatch (Fixture       *fixture,
 /* Neither operation is preceded by a handshake: the first non-blocking
  * attempt starts one on this thread's main context. */
 static void
-test_async_read_write (Fixture       *fixture,
-                       gconstpointer  data)
+test_async_read_write (Fixture      *fixture,
+                       gconstpointer data)
 {
   g_auto(AsyncWait) read_wait = { NULL };
   g_auto(AsyncWait) write_wait = { NULL };
@@ -1238,8 +1238,8 @@ test_async_read_write (Fixture       *fixture,
 /* A pending asynchronous read has started the handshake on this thread's
  * main context, which nobody iterates while the blocking write runs. */
 static void
-test_async_read_then_blocking_write (Fixture       *fixture,
-                                     gconstpointer  data)
+test_async_read_then_blocking_write (Fixture      *fixture,
+                                     gconstpointer data)
 {
   g_auto(AsyncWait) read_wait = { NULL };
   g_autoptr(GError) error = NULL;
@@ -1271,8 +1271,8 @@ source_fired_cb (GObject *stream,
 /* After a one-byte read, the rest of the echoed record waits inside
  * GnuTLS, where polling the socket cannot see it. */
 static void
-test_source_sees_buffered_data (Fixture       *fixture,
-                                gconstpointer  data)
+test_source_sees_buffered_data (Fixture      *fixture,
+                                gconstpointer data)
 {
   GPollableInputStream *input;
   g_autoptr(GSource) source = NULL;
@@ -1318,8 +1318,8 @@ connect_reading_in_handler (Fixture *fixture,
 }
 
 static void
-test_blocking_read_in_handler_async (Fixture       *fixture,
-                                     gconstpointer  data)
+test_blocking_read_in_handler_async (Fixture      *fixture,
+                                     gconstpointer data)
 {
   g_auto(AsyncWait) wait = { NULL };
   g_autoptr(GError) read_error = NULL;
@@ -1338,8 +1338,8 @@ test_blocking_read_in_handler_async (Fixture       *fixture,
 }
 
 static void
-test_blocking_read_in_handler_sync (Fixture       *fixture,
-                                    gconstpointer  data)
+test_blocking_read_in_handler_sync (Fixture      *fixture,
+                                    gconstpointer data)
 {
   g_autoptr(GError) read_error = NULL;
   g_autoptr(GError) error = NULL;
@@ -1354,8 +1354,8 @@ test_blocking_read_in_handler_sync (Fixture       *fixture,
 /* Cancellation and threads --------------------------------------------- */
 
 static void
-test_cancelled_handshake (Fixture       *fixture,
-                          gconstpointer  data)
+test_cancelled_handshake (Fixture      *fixture,
+                          gconstpointer data)
 {
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   g_autoptr(GError) error = NULL;
@@ -1407,8 +1407,8 @@ write_bulk_thread (gpointer data)
 /* One thread writes while this one reads, through the echo server, so both
  * directions are busy at once. */
 static void
-test_concurrent_read_write (Fixture       *fixture,
-                            gconstpointer  data)
+test_concurrent_read_write (Fixture      *fixture,
+                            gconstpointer data)
 {
   g_autofree guint8 *expected = bulk_pattern_new ();
   g_autofree guint8 *received = g_malloc (BULK_SIZE);
@@ -1447,8 +1447,8 @@ read_ping_thread (gpointer data)
 /* A reader and a writer wait for the handshake this thread runs; each must
  * go on once it is done, whichever wakes first. */
 static void
-test_concurrent_first_operations (Fixture       *fixture,
-                                  gconstpointer  data)
+test_concurrent_first_operations (Fixture      *fixture,
+                                  gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
   GThread *reader;
@@ -1470,8 +1470,8 @@ test_concurrent_first_operations (Fixture       *fixture,
 /* Connect helpers ------------------------------------------------------ */
 
 static void
-test_connect (Fixture       *fixture,
-              gconstpointer  data)
+test_connect (Fixture      *fixture,
+              gconstpointer data)
 {
   g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
   g_autoptr(GIOStream) base = NULL;
@@ -1489,8 +1489,8 @@ test_connect (Fixture       *fixture,
 }
 
 static void
-test_connect_mismatch (Fixture       *fixture,
-                       gconstpointer  data)
+test_connect_mismatch (Fixture      *fixture,
+                       gconstpointer data)
 {
   g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
   g_autoptr(GError) error = NULL;
@@ -1503,8 +1503,8 @@ test_connect_mismatch (Fixture       *fixture,
 }
 
 static void
-test_fetch_server_chain (Fixture       *fixture,
-                         gconstpointer  data)
+test_fetch_server_chain (Fixture      *fixture,
+                         gconstpointer data)
 {
   g_autoptr(GPtrArray) expected = test_load_der_chain ("leaf1-chain.pem");
   g_autoptr(GPtrArray) chain = NULL;
@@ -1537,8 +1537,8 @@ cancel_soon_thread (gpointer data)
 
 /* The server never answers; cancelling ends the fetch, whenever it comes. */
 static void
-test_fetch_server_chain_cancelled (Fixture       *fixture,
-                                   gconstpointer  data)
+test_fetch_server_chain_cancelled (Fixture      *fixture,
+                                   gconstpointer data)
 {
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   g_autoptr(GPtrArray) chain = NULL;
