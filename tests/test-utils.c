@@ -148,6 +148,10 @@ typedef struct
   gboolean got_close_notify;
   gboolean got_client_hello;
   char *server_name;
+  gboolean resumed;
+  gboolean renegotiated;
+  GBytes *tls_unique;
+  GBytes *tls_exporter;
 } TestServerReport;
 
 struct _TestServer
@@ -161,8 +165,14 @@ struct _TestServer
   gboolean no_close_notify;
   char *alpn;
   gboolean no_tls;
+  gboolean session_cache;
+  gboolean concurrent;
+  gboolean renegotiate;
+  char *renegotiate_chain;
+  char *renegotiate_key;
 
   gnutls_certificate_credentials_t certificate_credentials;
+  gnutls_certificate_credentials_t renegotiate_credentials;
   gnutls_anon_server_credentials_t anon_credentials;
   gnutls_priority_t priority;
   gnutls_datum_t ticket_key;
@@ -175,9 +185,12 @@ struct _TestServer
 
   GMutex lock;
   GCond cond;
-  int client_fd;           /* the connection being served, or -1 */
+  GHashTable *client_fds;    /* the connections being served */
+  GPtrArray *client_threads; /* concurrent: one per connection */
+  GHashTable *sessions;      /* session_cache: GBytes ID -> GBytes data */
   guint n_finished;
   guint n_reported;
+  guint n_handshakes;
   TestServerReport report; /* of the connection that finished last */
 };
 
@@ -186,6 +199,8 @@ report_clear (TestServerReport *report)
 {
   g_clear_pointer (&report->received, g_byte_array_unref);
   g_clear_pointer (&report->server_name, g_free);
+  g_clear_pointer (&report->tls_unique, g_bytes_unref);
+  g_clear_pointer (&report->tls_exporter, g_bytes_unref);
 }
 
 static void
@@ -197,6 +212,10 @@ report_init (TestServerReport *report)
   report->got_close_notify = FALSE;
   report->got_client_hello = FALSE;
   report->server_name = NULL;
+  report->resumed = FALSE;
+  report->renegotiated = FALSE;
+  report->tls_unique = NULL;
+  report->tls_exporter = NULL;
 }
 
 static int
@@ -213,6 +232,64 @@ client_hello_cb (gnutls_session_t session)
     report->server_name = g_strndup (name, size);
 
   return 0;
+}
+
+/* The session-ID cache, for TLS 1.2 resumption without tickets. */
+static GBytes *
+datum_to_bytes (gnutls_datum_t datum)
+{
+  return g_bytes_new (datum.data, datum.size);
+}
+
+static int
+session_store_cb (void          *data,
+                  gnutls_datum_t key,
+                  gnutls_datum_t value)
+{
+  TestServer *server = data;
+
+  g_mutex_lock (&server->lock);
+  g_hash_table_replace (server->sessions, datum_to_bytes (key), datum_to_bytes (value));
+  g_mutex_unlock (&server->lock);
+
+  return 0;
+}
+
+static gnutls_datum_t
+session_retrieve_cb (void          *data,
+                     gnutls_datum_t key)
+{
+  TestServer *server = data;
+  g_autoptr(GBytes) id = datum_to_bytes (key);
+  gnutls_datum_t value = { NULL, 0 };
+  GBytes *stored;
+
+  g_mutex_lock (&server->lock);
+  stored = g_hash_table_lookup (server->sessions, id);
+  if (stored != NULL)
+    {
+      value.size = g_bytes_get_size (stored);
+      value.data = gnutls_malloc (value.size);
+      memcpy (value.data, g_bytes_get_data (stored, NULL), value.size);
+    }
+  g_mutex_unlock (&server->lock);
+
+  return value;
+}
+
+static int
+session_remove_cb (void          *data,
+                   gnutls_datum_t key)
+{
+  TestServer *server = data;
+  g_autoptr(GBytes) id = datum_to_bytes (key);
+  gboolean removed;
+
+  g_mutex_lock (&server->lock);
+  removed = g_hash_table_remove (server->sessions, id);
+  g_mutex_unlock (&server->lock);
+
+  return removed ? 0 : -1;
 }
 
 static gnutls_session_t
@@ -246,6 +323,13 @@ server_session_new (TestServer       *server,
   gnutls_record_set_timeout (session, TIMEOUT_MS);
   gnutls_session_set_ptr (session, report);
   gnutls_handshake_set_post_client_hello_function (session, client_hello_cb);
+  if (server->session_cache)
+    {
+      gnutls_db_set_ptr (session, server);
+      gnutls_db_set_store_function (session, session_store_cb);
+      gnutls_db_set_retrieve_function (session, session_retrieve_cb);
+      gnutls_db_set_remove_function (session, session_remove_cb);
+    }
 
   return session;
 }
@@ -271,6 +355,33 @@ send_all (gnutls_session_t session,
   return TRUE;
 }
 
+static int
+run_handshake (gnutls_session_t session)
+{
+  int ret;
+
+  do
+    ret = gnutls_handshake (session);
+  while (ret < 0 && !gnutls_error_is_fatal (ret));
+
+  return ret;
+}
+
+/* The client answered a request to renegotiate: show it the other chain,
+ * if there is one. */
+static gboolean
+renegotiate (TestServer       *server,
+             gnutls_session_t  session,
+             TestServerReport *report)
+{
+  report->renegotiated = TRUE;
+  if (server->renegotiate_credentials != NULL)
+    gnutls_credentials_set (session, GNUTLS_CRD_CERTIFICATE,
+                            server->renegotiate_credentials);
+
+  return run_handshake (session) == 0;
+}
+
 /* Reads until the client closes, echoing unless told not to. */
 static void
 serve_records (TestServer       *server,
@@ -283,6 +394,8 @@ serve_records (TestServer       *server,
     {
       ssize_t n = gnutls_record_recv (session, buffer, RECORD_BUFFER_SIZE);
 
+      if (n == GNUTLS_E_REHANDSHAKE && !renegotiate (server, session, report))
+        return;
       if (n == 0)
         {
           report->got_close_notify = TRUE;
@@ -301,6 +414,31 @@ serve_records (TestServer       *server,
     }
 }
 
+static GBytes *
+channel_binding (gnutls_session_t         session,
+                 gnutls_channel_binding_t type)
+{
+  gnutls_datum_t data = { NULL, 0 };
+  GBytes *bytes;
+
+  if (gnutls_session_channel_binding (session, type, &data) < 0)
+    return NULL;
+
+  bytes = g_bytes_new (data.data, data.size);
+  gnutls_free (data.data);
+
+  return bytes;
+}
+
+static void
+report_session (gnutls_session_t  session,
+                TestServerReport *report)
+{
+  report->resumed = gnutls_session_is_resumed (session);
+  report->tls_unique = channel_binding (session, GNUTLS_CB_TLS_UNIQUE);
+  report->tls_exporter = channel_binding (session, GNUTLS_CB_TLS_EXPORTER);
+}
+
 static void
 serve_connection (TestServer       *server,
                   int               fd,
@@ -309,16 +447,17 @@ serve_connection (TestServer       *server,
   gnutls_session_t session = server_session_new (server, fd, report);
   int ret;
 
-  do
-    ret = gnutls_handshake (session);
-  while (ret < 0 && !gnutls_error_is_fatal (ret));
-
+  ret = run_handshake (session);
   report->handshake_result = ret;
   if (ret == GNUTLS_E_FATAL_ALERT_RECEIVED)
     report->alert = gnutls_alert_get (session);
+  if (ret == 0)
+    report_session (session, report);
 
   if (ret == 0 && server->greeting != NULL)
     send_all (session, (const guint8 *) server->greeting, strlen (server->greeting));
+  if (ret == 0 && server->renegotiate)
+    g_assert_cmpint (gnutls_rehandshake (session), ==, 0);
   if (ret == 0 && server->no_close_notify)
     shutdown (fd, SHUT_WR);
   if (ret == 0)
@@ -329,8 +468,6 @@ serve_connection (TestServer       *server,
   gnutls_deinit (session);
 }
 
-/* GnuTLS times out reads itself; a client that stops reading must not
- * block the server's writes for ever either. */
 /* Plays a server that does not speak TLS: whatever the client sends is
  * read and dropped until it closes. */
 static void
@@ -349,6 +486,8 @@ serve_plain_text (TestServer       *server,
     ;
 }
 
+/* GnuTLS times out reads itself; a client that stops reading must not
+ * block the server's writes for ever either. */
 static void
 set_send_timeout (int fd)
 {
@@ -381,6 +520,49 @@ accept_client (TestServer *server)
   return fd;
 }
 
+/* Serves one connection and reports on it; @fd is the server's until
+ * then, when it closes it. */
+static void
+serve_client (TestServer *server,
+              int         fd)
+{
+  TestServerReport report;
+
+  report_init (&report);
+  if (server->no_tls)
+    serve_plain_text (server, fd, &report);
+  else
+    serve_connection (server, fd, &report);
+
+  g_mutex_lock (&server->lock);
+  g_hash_table_remove (server->client_fds, GINT_TO_POINTER (fd));
+  close (fd);
+  if (report.handshake_result == 0 && !server->no_tls)
+    server->n_handshakes++;
+  report_clear (&server->report);
+  server->report = report;
+  server->n_finished++;
+  g_cond_broadcast (&server->cond);
+  g_mutex_unlock (&server->lock);
+}
+
+typedef struct
+{
+  TestServer *server;
+  int fd;
+} ClientJob;
+
+static gpointer
+client_thread (gpointer data)
+{
+  ClientJob *job = data;
+
+  serve_client (job->server, job->fd);
+  g_free (job);
+
+  return NULL;
+}
+
 static gpointer
 server_thread (gpointer data)
 {
@@ -389,27 +571,26 @@ server_thread (gpointer data)
 
   while ((fd = accept_client (server)) >= 0)
     {
-      TestServerReport report;
-
       set_send_timeout (fd);
       g_mutex_lock (&server->lock);
-      server->client_fd = fd;
+      g_hash_table_add (server->client_fds, GINT_TO_POINTER (fd));
       g_mutex_unlock (&server->lock);
 
-      report_init (&report);
-      if (server->no_tls)
-        serve_plain_text (server, fd, &report);
+      if (server->concurrent)
+        {
+          ClientJob *job = g_new (ClientJob, 1);
+
+          job->server = server;
+          job->fd = fd;
+          g_mutex_lock (&server->lock);
+          g_ptr_array_add (server->client_threads,
+                           g_thread_new ("test-server-client", client_thread, job));
+          g_mutex_unlock (&server->lock);
+        }
       else
-        serve_connection (server, fd, &report);
-
-      g_mutex_lock (&server->lock);
-      server->client_fd = -1;
-      close (fd);
-      report_clear (&server->report);
-      server->report = report;
-      server->n_finished++;
-      g_cond_broadcast (&server->cond);
-      g_mutex_unlock (&server->lock);
+        {
+          serve_client (server, fd);
+        }
     }
 
   return NULL;
@@ -438,6 +619,18 @@ load_credentials (TestServer *server)
   g_assert_cmpint (gnutls_certificate_set_x509_key_file (server->certificate_credentials,
                                                          chain, key, GNUTLS_X509_FMT_PEM),
                    >=, 0);
+  if (server->renegotiate_chain == NULL)
+    return;
+
+  g_free (chain);
+  g_free (key);
+  chain = test_data_path (server->renegotiate_chain);
+  key = test_data_path (server->renegotiate_key);
+  g_assert_cmpint (gnutls_certificate_allocate_credentials (&server->renegotiate_credentials),
+                   ==, 0);
+  g_assert_cmpint (gnutls_certificate_set_x509_key_file (server->renegotiate_credentials,
+                                                         chain, key, GNUTLS_X509_FMT_PEM),
+                   >=, 0);
 }
 
 static void
@@ -454,7 +647,7 @@ listen_on_loopback (TestServer *server)
   address.sin_port = 0;
   g_assert_cmpint (bind (server->listen_fd, (struct sockaddr *) &address,
                          sizeof address), ==, 0);
-  g_assert_cmpint (listen (server->listen_fd, 8), ==, 0);
+  g_assert_cmpint (listen (server->listen_fd, server->concurrent ? SOMAXCONN : 8), ==, 0);
 
   g_assert_cmpint (getsockname (server->listen_fd, (struct sockaddr *) &address,
                                 &length), ==, 0);
@@ -477,6 +670,11 @@ test_server_new (const TestServerOptions *options)
   server->no_close_notify = options->no_close_notify;
   server->alpn = g_strdup (options->alpn);
   server->no_tls = options->no_tls;
+  server->session_cache = options->session_cache;
+  server->concurrent = options->concurrent;
+  server->renegotiate = options->renegotiate;
+  server->renegotiate_chain = g_strdup (options->renegotiate_chain);
+  server->renegotiate_key = g_strdup (options->renegotiate_key);
 
   load_credentials (server);
   g_assert_cmpint (gnutls_priority_init (&server->priority, server->priority_string, NULL),
@@ -486,7 +684,11 @@ test_server_new (const TestServerOptions *options)
 
   g_mutex_init (&server->lock);
   g_cond_init (&server->cond);
-  server->client_fd = -1;
+  server->client_fds = g_hash_table_new (NULL, NULL);
+  server->client_threads = g_ptr_array_new ();
+  server->sessions = g_hash_table_new_full (g_bytes_hash, g_bytes_equal,
+                                            (GDestroyNotify) g_bytes_unref,
+                                            (GDestroyNotify) g_bytes_unref);
   report_init (&server->report);
   g_assert_cmpint (pipe (server->stop_pipe), ==, 0);
   listen_on_loopback (server);
@@ -511,16 +713,35 @@ test_server_get_address (TestServer *server)
 void
 test_server_wait (TestServer *server)
 {
+  test_server_wait_n (server, 1);
+}
+
+void
+test_server_wait_n (TestServer *server,
+                    guint       n)
+{
   gint64 deadline = g_get_monotonic_time () + TEST_TIMEOUT_SECONDS * G_TIME_SPAN_SECOND;
   gboolean finished = TRUE;
 
   g_mutex_lock (&server->lock);
-  while (finished && server->n_finished == server->n_reported)
+  while (finished && server->n_finished - server->n_reported < n)
     finished = g_cond_wait_until (&server->cond, &server->lock, deadline);
   server->n_reported = server->n_finished;
   g_mutex_unlock (&server->lock);
 
   g_assert_true (finished);
+}
+
+guint
+test_server_count_handshakes (TestServer *server)
+{
+  guint n;
+
+  g_mutex_lock (&server->lock);
+  n = server->n_handshakes;
+  g_mutex_unlock (&server->lock);
+
+  return n;
 }
 
 int
@@ -595,27 +816,86 @@ test_server_get_server_name (TestServer *server)
   return name;
 }
 
-/* Stops the thread: wakes its accept() and ends a connection it may still
- * be serving. */
+gboolean
+test_server_was_resumed (TestServer *server)
+{
+  gboolean resumed;
+
+  g_mutex_lock (&server->lock);
+  resumed = server->report.resumed;
+  g_mutex_unlock (&server->lock);
+
+  return resumed;
+}
+
+gboolean
+test_server_renegotiated (TestServer *server)
+{
+  gboolean renegotiated;
+
+  g_mutex_lock (&server->lock);
+  renegotiated = server->report.renegotiated;
+  g_mutex_unlock (&server->lock);
+
+  return renegotiated;
+}
+
+GBytes *
+test_server_get_channel_binding (TestServer              *server,
+                                 gnutls_channel_binding_t type)
+{
+  GBytes *binding = NULL;
+
+  g_mutex_lock (&server->lock);
+  if (type == GNUTLS_CB_TLS_UNIQUE && server->report.tls_unique != NULL)
+    binding = g_bytes_ref (server->report.tls_unique);
+  else if (type == GNUTLS_CB_TLS_EXPORTER && server->report.tls_exporter != NULL)
+    binding = g_bytes_ref (server->report.tls_exporter);
+  g_mutex_unlock (&server->lock);
+
+  return binding;
+}
+
+static void
+end_connections (TestServer *server)
+{
+  GHashTableIter iter;
+  gpointer fd;
+
+  g_mutex_lock (&server->lock);
+  g_hash_table_iter_init (&iter, server->client_fds);
+  while (g_hash_table_iter_next (&iter, &fd, NULL))
+    shutdown (GPOINTER_TO_INT (fd), SHUT_RDWR);
+  g_mutex_unlock (&server->lock);
+}
+
+/* Stops the threads: wakes the accept() and ends the connections still
+ * being served, including one accepted while stopping. */
 void
 test_server_free (TestServer *server)
 {
+  guint i;
+
   g_assert_cmpint (write (server->stop_pipe[1], "", 1), ==, 1);
-  g_mutex_lock (&server->lock);
-  if (server->client_fd >= 0)
-    shutdown (server->client_fd, SHUT_RDWR);
-  g_mutex_unlock (&server->lock);
+  end_connections (server);
   g_thread_join (server->thread);
+  end_connections (server);
+  for (i = 0; i < server->client_threads->len; i++)
+    g_thread_join (g_ptr_array_index (server->client_threads, i));
 
   close (server->listen_fd);
   close (server->stop_pipe[0]);
   close (server->stop_pipe[1]);
   report_clear (&server->report);
+  g_hash_table_unref (server->client_fds);
+  g_ptr_array_unref (server->client_threads);
+  g_hash_table_unref (server->sessions);
   g_mutex_clear (&server->lock);
   g_cond_clear (&server->cond);
 
   gnutls_priority_deinit (server->priority);
   g_clear_pointer (&server->certificate_credentials, gnutls_certificate_free_credentials);
+  g_clear_pointer (&server->renegotiate_credentials, gnutls_certificate_free_credentials);
   g_clear_pointer (&server->anon_credentials, gnutls_anon_free_server_credentials);
   if (server->tickets)
     gnutls_free (server->ticket_key.data);
@@ -625,6 +905,8 @@ test_server_free (TestServer *server)
   g_free (server->priority_string);
   g_free (server->greeting);
   g_free (server->alpn);
+  g_free (server->renegotiate_chain);
+  g_free (server->renegotiate_key);
   g_free (server->address);
   g_free (server);
 }

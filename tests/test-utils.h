@@ -54,14 +54,23 @@ typedef struct
   gboolean no_tls;       /* no TLS at all: send the greeting, if any, as
                           * plain text, then wait for the client to close;
                           * nothing of it is reported */
+  gboolean session_cache; /* keep the sessions of full handshakes, so that
+                           * a TLS 1.2 client can resume by session ID */
+  gboolean concurrent;   /* serve every connection in a thread of its own,
+                          * as many at once as clients open */
+  gboolean renegotiate;  /* after the handshake and the greeting, ask the
+                          * client to renegotiate: a HelloRequest in TLS
+                          * 1.2, a KeyUpdate asking for one back in 1.3 */
+  const char *renegotiate_chain; /* with renegotiate: what a renegotiating */
+  const char *renegotiate_key;   /* client would be shown */
 } TestServerOptions;
 
 typedef struct _TestServer TestServer;
 
 /* Starts a server thread accepting connections on 127.0.0.1, one at a
- * time. It runs a handshake and then echoes whatever it reads until the
- * client closes. Every read and write of the server times out after
- * TEST_TIMEOUT_SECONDS. */
+ * time unless options->concurrent. It runs a handshake and then echoes
+ * whatever it reads until the client closes. Every read and write of the
+ * server times out after TEST_TIMEOUT_SECONDS. */
 TestServer *test_server_new (const TestServerOptions *options);
 
 guint16 test_server_get_port (TestServer *server);
@@ -73,6 +82,13 @@ const char *test_server_get_address (TestServer *server);
  * call reported, then reports on it: call it once per connection made.
  * Fails the test after TEST_TIMEOUT_SECONDS. */
 void test_server_wait (TestServer *server);
+
+/* The same for @n connections at once; the reports are of the last one. */
+void test_server_wait_n (TestServer *server,
+                         guint       n);
+
+/* How many connections so far ended with a successful handshake. */
+guint test_server_count_handshakes (TestServer *server);
 
 /* The handshake result of the last connection: 0 or a GnuTLS error. */
 int test_server_get_handshake_result (TestServer *server);
@@ -92,6 +108,17 @@ gboolean test_server_got_client_hello (TestServer *server);
 /* The host name the client sent as SNI in the last connection, or NULL if
  * it sent none. */
 char *test_server_get_server_name (TestServer *server);
+
+/* Whether the server resumed a session in the last connection. */
+gboolean test_server_was_resumed (TestServer *server);
+
+/* Whether the client of the last connection renegotiated. */
+gboolean test_server_renegotiated (TestServer *server);
+
+/* The server's channel binding data of @type in the last connection, or
+ * NULL if GnuTLS had none. */
+GBytes *test_server_get_channel_binding (TestServer              *server,
+                                         gnutls_channel_binding_t type);
 
 void test_server_free (TestServer *server);
 
