@@ -142,6 +142,8 @@ struct _PinTlsClientConnection
   gboolean base_closed;
   GCancellable *wake;             /* cancelled when waiting sources may go on */
   gboolean wake_used;
+  GCancellable *read_closed_wake; /* cancelled when the input side closes */
+  GCancellable *write_closed_wake;
 };
 
 enum
@@ -403,8 +405,9 @@ op_refusal (PinTlsClientConnection *self,
   GError *error = NULL;
 
   /* A handshake that can start checks its cancellable as it runs, so that
-   * cancelling it fails the connection for good. */
-  if ((op != OP_HANDSHAKE || op_must_wait (self, op))
+   * cancelling it fails the connection for good; a close that can start
+   * closes even if cancelled, as GIO wants. */
+  if ((op == OP_READ || op == OP_WRITE || op_must_wait (self, op))
       && g_cancellable_set_error_if_cancelled (cancellable, &error))
     return error;
 
@@ -1232,7 +1235,9 @@ _pin_tls_client_connection_write (PinTlsClientConnection *self,
  * I/O can proceed and, while a handshake or a conflicting operation runs,
  * on the connection's wake cancellable, cancelled when such an operation
  * ends. It is ready at once when GnuTLS holds decrypted data that polling
- * the base stream cannot show. */
+ * the base stream cannot show, and when its side of the connection closes
+ * (from another thread, or from a callback), which the base stream would
+ * never report. */
 typedef struct
 {
   GSource source;
@@ -1244,8 +1249,11 @@ typedef struct
   GSource *wake_source;
 } ConnectionSource;
 
+/* The callback of child sources, pollable or cancellable: the parent does
+ * the work. */
 static gboolean
-dummy_source_cb (gpointer data)
+dummy_source_cb (gpointer object,
+                 gpointer data)
 {
   return G_SOURCE_CONTINUE;
 }
@@ -1302,7 +1310,7 @@ set_child_source (ConnectionSource *source,
 
   if (child != NULL)
     {
-      g_source_set_callback (child, dummy_source_cb, NULL, NULL);
+      g_source_set_callback (child, G_SOURCE_FUNC (dummy_source_cb), NULL, NULL);
       g_source_add_child_source (&source->source, child);
       *slot = child;
     }
@@ -1403,6 +1411,21 @@ static GSourceFuncs connection_source_funcs = {
   NULL,
 };
 
+static void
+add_cancellable_child (GSource      *source,
+                       GCancellable *cancellable)
+{
+  GSource *child;
+
+  if (cancellable == NULL)
+    return;
+
+  child = g_cancellable_source_new (cancellable);
+  g_source_set_callback (child, G_SOURCE_FUNC (dummy_source_cb), NULL, NULL);
+  g_source_add_child_source (source, child);
+  g_source_unref (child);
+}
+
 GSource *
 _pin_tls_client_connection_create_source (PinTlsClientConnection *self,
                                           GIOCondition            condition,
@@ -1418,15 +1441,9 @@ _pin_tls_client_connection_create_source (PinTlsClientConnection *self,
   source->stream = g_object_ref (condition & G_IO_IN ? G_OBJECT (self->input)
                                                      : G_OBJECT (self->output));
 
-  if (cancellable != NULL)
-    {
-      GSource *cancel_source = g_cancellable_source_new (cancellable);
-
-      g_source_set_callback (cancel_source, dummy_source_cb, NULL, NULL);
-      g_source_add_child_source (&source->source, cancel_source);
-      g_source_unref (cancel_source);
-    }
-
+  add_cancellable_child (&source->source, cancellable);
+  add_cancellable_child (&source->source, condition & G_IO_IN ? self->read_closed_wake
+                                                              : self->write_closed_wake);
   connection_source_sync (source);
 
   return &source->source;
@@ -1480,21 +1497,66 @@ stop_own_handshake (PinTlsClientConnection *self)
   g_main_context_release (context);
 }
 
+/* Sends close_notify; without @io->blocking, a G_IO_ERROR_WOULD_BLOCK
+ * error means "call again once the base stream is writable". */
 static gboolean
 send_close_notify (PinTlsClientConnection *self,
-                   GCancellable           *cancellable,
+                   IoContext              *io,
                    GError                **error)
 {
-  IoContext io = { TRUE, cancellable, NULL };
   int ret;
 
-  g_private_set (&current_io, &io);
+  g_private_set (&current_io, io);
   do
     ret = gnutls_bye (self->session, GNUTLS_SHUT_WR);
   while (ret == GNUTLS_E_AGAIN);
   g_private_set (&current_io, NULL);
 
-  return end_io (self, ret, &io, FALSE, error);
+  return end_io (self, ret, io, FALSE, error);
+}
+
+static Operation
+close_op (GIOCondition side)
+{
+  if (side == G_IO_IN)
+    return OP_CLOSE_READ;
+  if (side == G_IO_OUT)
+    return OP_CLOSE_WRITE;
+
+  return OP_CLOSE_BOTH;
+}
+
+/* Called with @op claimed: whether closing it sends close_notify. */
+static gboolean
+close_needs_bye (PinTlsClientConnection *self,
+                 GIOCondition            side)
+{
+  gboolean needed;
+
+  g_mutex_lock (&self->lock);
+  needed = (side & G_IO_OUT) && self->handshake_done && !self->write_closed;
+  g_mutex_unlock (&self->lock);
+
+  return needed;
+}
+
+static void
+mark_closed (PinTlsClientConnection *self,
+             GIOCondition            side)
+{
+  g_mutex_lock (&self->lock);
+  self->read_closed |= (side & G_IO_IN) != 0;
+  self->write_closed |= (side & G_IO_OUT) != 0;
+  self->base_closed |= side == (G_IO_IN | G_IO_OUT);
+  g_mutex_unlock (&self->lock);
+
+  /* Sources waiting on the base stream will not hear from it again. */
+  if (side & G_IO_IN)
+    g_cancellable_cancel (self->read_closed_wake);
+  if (side & G_IO_OUT)
+    g_cancellable_cancel (self->write_closed_wake);
+
+  yield_op (self, close_op (side));
 }
 
 static gboolean
@@ -1519,10 +1581,8 @@ _pin_tls_client_connection_close_side (PinTlsClientConnection *self,
                                        GCancellable           *cancellable,
                                        GError                **error)
 {
-  Operation op = side == G_IO_IN ? OP_CLOSE_READ
-                 : side == G_IO_OUT ? OP_CLOSE_WRITE : OP_CLOSE_BOTH;
+  IoContext io = { TRUE, cancellable, NULL };
   g_autoptr(GError) bye_error = NULL;
-  gboolean send_bye;
   gboolean closed;
 
   /* A connection whose initialisation failed never took the base stream
@@ -1531,24 +1591,15 @@ _pin_tls_client_connection_close_side (PinTlsClientConnection *self,
     return TRUE;
 
   stop_own_handshake (self);
-  if (!claim_op (self, op, TRUE, cancellable, error))
+  if (!claim_op (self, close_op (side), TRUE, cancellable, error))
     return FALSE;
 
-  g_mutex_lock (&self->lock);
-  send_bye = (side & G_IO_OUT) && self->handshake_done && !self->write_closed;
-  g_mutex_unlock (&self->lock);
-
-  if (send_bye)
-    send_close_notify (self, cancellable, &bye_error);
+  if (close_needs_bye (self, side))
+    send_close_notify (self, &io, &bye_error);
+  g_clear_error (&io.error);
 
   closed = close_base (self, side, cancellable, error);
-
-  g_mutex_lock (&self->lock);
-  self->read_closed |= (side & G_IO_IN) != 0;
-  self->write_closed |= (side & G_IO_OUT) != 0;
-  self->base_closed |= side == (G_IO_IN | G_IO_OUT);
-  g_mutex_unlock (&self->lock);
-  yield_op (self, op);
+  mark_closed (self, side);
 
   if (closed && bye_error != NULL)
     {
@@ -1557,6 +1608,214 @@ _pin_tls_client_connection_close_side (PinTlsClientConnection *self,
     }
 
   return closed;
+}
+
+/* Claims @op without waiting for it. When it must wait, returns FALSE
+ * with no error and a source in @wait that fires once what is in the way
+ * is over. */
+static gboolean
+try_claim_op (PinTlsClientConnection *self,
+              Operation               op,
+              GCancellable           *cancellable,
+              GSource               **wait,
+              GError                **error)
+{
+  GError *refusal;
+  gboolean claimed = FALSE;
+
+  *wait = NULL;
+  g_mutex_lock (&self->lock);
+  refusal = op_refusal (self, op, cancellable);
+  if (refusal == NULL && op_must_wait (self, op))
+    {
+      *wait = g_cancellable_source_new (self->wake);
+      self->wake_used = TRUE;
+    }
+  else if (refusal == NULL)
+    {
+      mark_op (self, op, TRUE);
+      claimed = TRUE;
+    }
+  g_mutex_unlock (&self->lock);
+
+  if (refusal != NULL)
+    g_propagate_error (error, refusal);
+
+  return claimed;
+}
+
+/* An asynchronous close, run by sources on the context of the thread that
+ * asked for it, like an asynchronous handshake: it waits for conflicting
+ * operations, sends close_notify and closes the base stream, and never
+ * blocks nor uses another thread. */
+typedef struct
+{
+  PinTlsClientConnection *connection;
+  GIOCondition side;
+  gboolean claimed;
+  gboolean bye_pending;
+  GError *bye_error;
+  IoContext io;
+} CloseJob;
+
+static void
+close_job_free (CloseJob *job)
+{
+  g_clear_error (&job->bye_error);
+  g_clear_error (&job->io.error);
+  g_object_unref (job->connection);
+  g_free (job);
+}
+
+static gboolean close_job_step (GTask *task);
+
+static gboolean
+close_job_wake_cb (GCancellable *wake,
+                   gpointer      data)
+{
+  return close_job_step (data);
+}
+
+static gboolean
+close_job_pollable_cb (GObject *pollable,
+                       gpointer data)
+{
+  return close_job_step (data);
+}
+
+static void
+close_job_wait (GTask   *task,
+                GSource *source)
+{
+  g_source_set_callback (source, G_SOURCE_FUNC (close_job_wake_cb), g_object_ref (task),
+                         g_object_unref);
+  g_source_set_static_name (source, "[pintls] close");
+  g_source_attach (source, g_task_get_context (task));
+  g_source_unref (source);
+}
+
+static void
+close_base_cb (GObject      *base,
+               GAsyncResult *result,
+               gpointer      data)
+{
+  g_autoptr(GTask) task = data;
+  CloseJob *job = g_task_get_task_data (task);
+  GError *error = NULL;
+  gboolean closed;
+
+  if (G_IS_IO_STREAM (base))
+    closed = g_io_stream_close_finish (G_IO_STREAM (base), result, &error);
+  else if (G_IS_INPUT_STREAM (base))
+    closed = g_input_stream_close_finish (G_INPUT_STREAM (base), result, &error);
+  else
+    closed = g_output_stream_close_finish (G_OUTPUT_STREAM (base), result, &error);
+
+  mark_closed (job->connection, job->side);
+
+  if (closed && job->bye_error != NULL)
+    g_task_return_error (task, g_steal_pointer (&job->bye_error));
+  else if (!closed)
+    g_task_return_error (task, error);
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+static void
+close_base_async (GTask *task)
+{
+  CloseJob *job = g_task_get_task_data (task);
+  PinTlsClientConnection *self = job->connection;
+  GCancellable *cancellable = g_task_get_cancellable (task);
+  int priority = g_task_get_priority (task);
+
+  if (job->side == (G_IO_IN | G_IO_OUT))
+    g_io_stream_close_async (self->base_io_stream, priority, cancellable, close_base_cb,
+                             g_object_ref (task));
+  else if (job->side == G_IO_IN)
+    g_input_stream_close_async (G_INPUT_STREAM (self->base_input), priority, cancellable,
+                                close_base_cb, g_object_ref (task));
+  else
+    g_output_stream_close_async (G_OUTPUT_STREAM (self->base_output), priority,
+                                 cancellable, close_base_cb, g_object_ref (task));
+}
+
+static gboolean
+close_job_step (GTask *task)
+{
+  CloseJob *job = g_task_get_task_data (task);
+  PinTlsClientConnection *self = job->connection;
+  GError *error = NULL;
+  GSource *wait = NULL;
+
+  if (!job->claimed)
+    {
+      job->claimed = try_claim_op (self, close_op (job->side), job->io.cancellable, &wait,
+                                   &error);
+      if (wait != NULL)
+        {
+          close_job_wait (task, wait);
+          return G_SOURCE_REMOVE;
+        }
+      if (!job->claimed)
+        {
+          g_task_return_error (task, error);
+          return G_SOURCE_REMOVE;
+        }
+      job->bye_pending = close_needs_bye (self, job->side);
+    }
+
+  if (job->bye_pending && !send_close_notify (self, &job->io, &job->bye_error))
+    {
+      if (g_error_matches (job->bye_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        {
+          g_clear_error (&job->bye_error);
+          wait = g_pollable_output_stream_create_source (self->base_output,
+                                                         job->io.cancellable);
+          g_source_set_callback (wait, G_SOURCE_FUNC (close_job_pollable_cb),
+                                 g_object_ref (task), g_object_unref);
+          g_source_attach (wait, g_task_get_context (task));
+          g_source_unref (wait);
+          return G_SOURCE_REMOVE;
+        }
+    }
+  job->bye_pending = FALSE;
+
+  close_base_async (task);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+close_side_async (PinTlsClientConnection *self,
+                  GTask                  *task,
+                  GIOCondition            side)
+{
+  CloseJob *job = g_new0 (CloseJob, 1);
+
+  job->connection = g_object_ref (self);
+  job->side = side;
+  job->io.cancellable = g_task_get_cancellable (task);
+  g_task_set_task_data (task, job, (GDestroyNotify) close_job_free);
+
+  /* See _pin_tls_client_connection_close_side(). */
+  if (self->input == NULL)
+    {
+      g_task_return_boolean (task, TRUE);
+      return;
+    }
+
+  stop_own_handshake (self);
+  close_job_step (task);
+}
+
+/* What the streams' close_async call: @task completes when @side is
+ * closed. */
+void
+_pin_tls_client_connection_close_side_async (PinTlsClientConnection *self,
+                                             GIOCondition            side,
+                                             GTask                  *task)
+{
+  close_side_async (self, task, side);
 }
 
 static gboolean
@@ -1568,6 +1827,33 @@ pin_tls_client_connection_close (GIOStream    *stream,
 
   return _pin_tls_client_connection_close_side (self, G_IO_IN | G_IO_OUT,
                                                 cancellable, error);
+}
+
+static void
+pin_tls_client_connection_close_async (GIOStream          *stream,
+                                       int                 io_priority,
+                                       GCancellable       *cancellable,
+                                       GAsyncReadyCallback callback,
+                                       gpointer            user_data)
+{
+  g_autoptr(GTask) task = g_task_new (stream, cancellable, callback, user_data);
+
+  g_task_set_source_tag (task, pin_tls_client_connection_close_async);
+  g_task_set_priority (task, io_priority);
+  close_side_async (PIN_TLS_CLIENT_CONNECTION (stream), task, G_IO_IN | G_IO_OUT);
+}
+
+static gboolean
+pin_tls_client_connection_close_finish (GIOStream    *stream,
+                                        GAsyncResult *result,
+                                        GError      **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, stream), FALSE);
+  g_return_val_if_fail (g_async_result_is_tagged (result,
+                                                  pin_tls_client_connection_close_async),
+                        FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
 }
 
 /* GTlsConnection ------------------------------------------------------- */
@@ -1889,6 +2175,8 @@ pin_tls_client_connection_finalize (GObject *object)
   g_list_free_full (self->accepted_cas, (GDestroyNotify) g_byte_array_unref);
   g_clear_error (&self->handshake_error);
   g_clear_object (&self->wake);
+  g_clear_object (&self->read_closed_wake);
+  g_clear_object (&self->write_closed_wake);
   g_mutex_clear (&self->lock);
   g_cond_clear (&self->cond);
 
@@ -1909,6 +2197,8 @@ pin_tls_client_connection_class_init (PinTlsClientConnectionClass *klass)
   stream_class->get_input_stream = pin_tls_client_connection_get_input_stream;
   stream_class->get_output_stream = pin_tls_client_connection_get_output_stream;
   stream_class->close_fn = pin_tls_client_connection_close;
+  stream_class->close_async = pin_tls_client_connection_close_async;
+  stream_class->close_finish = pin_tls_client_connection_close_finish;
 
   connection_class->handshake = pin_tls_client_connection_handshake;
   connection_class->handshake_async = pin_tls_client_connection_handshake_async;
@@ -1977,6 +2267,8 @@ pin_tls_client_connection_init (PinTlsClientConnection *self)
   g_mutex_init (&self->lock);
   g_cond_init (&self->cond);
   self->wake = g_cancellable_new ();
+  self->read_closed_wake = g_cancellable_new ();
+  self->write_closed_wake = g_cancellable_new ();
   self->protocol_version = G_TLS_PROTOCOL_VERSION_UNKNOWN;
 }
 

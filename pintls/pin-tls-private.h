@@ -155,6 +155,9 @@ gboolean _pin_tls_client_connection_close_side (PinTlsClientConnection *self,
                                                 GIOCondition            side,
                                                 GCancellable           *cancellable,
                                                 GError                **error);
+void _pin_tls_client_connection_close_side_async (PinTlsClientConnection *self,
+                                                  GIOCondition            side,
+                                                  GTask                  *task);
 gboolean _pin_tls_client_connection_check (PinTlsClientConnection *self,
                                            GIOCondition            condition);
 GSource *_pin_tls_client_connection_create_source (PinTlsClientConnection *self,

@@ -117,6 +117,63 @@ pin_tls_input_stream_close (GInputStream *stream,
                                                 cancellable, error);
 }
 
+/* Closing needs no thread: the connection does it on this thread's main
+ * context. */
+static void
+close_side_async (GObject            *stream,
+                  GWeakRef           *ref,
+                  GIOCondition        side,
+                  gpointer            source_tag,
+                  int                 io_priority,
+                  GCancellable       *cancellable,
+                  GAsyncReadyCallback callback,
+                  gpointer            user_data)
+{
+  g_autoptr(PinTlsClientConnection) connection = g_weak_ref_get (ref);
+  g_autoptr(GTask) task = g_task_new (stream, cancellable, callback, user_data);
+
+  g_task_set_source_tag (task, source_tag);
+  g_task_set_priority (task, io_priority);
+
+  if (connection == NULL)
+    g_task_return_boolean (task, TRUE);
+  else
+    _pin_tls_client_connection_close_side_async (connection, side, task);
+}
+
+static gboolean
+close_side_finish (GObject      *stream,
+                   GAsyncResult *result,
+                   gpointer      source_tag,
+                   GError      **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, stream), FALSE);
+  g_return_val_if_fail (g_async_result_is_tagged (result, source_tag), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+static void
+pin_tls_input_stream_close_async (GInputStream       *stream,
+                                  int                 io_priority,
+                                  GCancellable       *cancellable,
+                                  GAsyncReadyCallback callback,
+                                  gpointer            user_data)
+{
+  close_side_async (G_OBJECT (stream), &PIN_TLS_INPUT_STREAM (stream)->connection, G_IO_IN,
+                    pin_tls_input_stream_close_async, io_priority, cancellable, callback,
+                    user_data);
+}
+
+static gboolean
+pin_tls_input_stream_close_finish (GInputStream *stream,
+                                   GAsyncResult *result,
+                                   GError      **error)
+{
+  return close_side_finish (G_OBJECT (stream), result, pin_tls_input_stream_close_async,
+                            error);
+}
+
 static gboolean
 pin_tls_input_stream_can_poll (GPollableInputStream *stream)
 {
@@ -166,6 +223,8 @@ pin_tls_input_stream_class_init (PinTlsInputStreamClass *klass)
   object_class->finalize = pin_tls_input_stream_finalize;
   input_class->read_fn = pin_tls_input_stream_read;
   input_class->close_fn = pin_tls_input_stream_close;
+  input_class->close_async = pin_tls_input_stream_close_async;
+  input_class->close_finish = pin_tls_input_stream_close_finish;
 }
 
 static void
@@ -245,6 +304,27 @@ pin_tls_output_stream_close (GOutputStream *stream,
                                                 cancellable, error);
 }
 
+static void
+pin_tls_output_stream_close_async (GOutputStream      *stream,
+                                   int                 io_priority,
+                                   GCancellable       *cancellable,
+                                   GAsyncReadyCallback callback,
+                                   gpointer            user_data)
+{
+  close_side_async (G_OBJECT (stream), &PIN_TLS_OUTPUT_STREAM (stream)->connection, G_IO_OUT,
+                    pin_tls_output_stream_close_async, io_priority, cancellable, callback,
+                    user_data);
+}
+
+static gboolean
+pin_tls_output_stream_close_finish (GOutputStream *stream,
+                                    GAsyncResult  *result,
+                                    GError       **error)
+{
+  return close_side_finish (G_OBJECT (stream), result, pin_tls_output_stream_close_async,
+                            error);
+}
+
 static gboolean
 pin_tls_output_stream_can_poll (GPollableOutputStream *stream)
 {
@@ -294,6 +374,8 @@ pin_tls_output_stream_class_init (PinTlsOutputStreamClass *klass)
   object_class->finalize = pin_tls_output_stream_finalize;
   output_class->write_fn = pin_tls_output_stream_write;
   output_class->close_fn = pin_tls_output_stream_close;
+  output_class->close_async = pin_tls_output_stream_close_async;
+  output_class->close_finish = pin_tls_output_stream_close_finish;
 }
 
 static void

@@ -999,6 +999,112 @@ test_close_output_stream (Fixture      *fixture,
   close_connection (fixture);
 }
 
+/* The same through the streams' asynchronous close, which needs no
+ * thread: the callbacks come back on this thread. */
+static void
+test_close_streams_async (Fixture      *fixture,
+                          gconstpointer data)
+{
+  g_auto(AsyncWait) output_wait = { NULL };
+  g_auto(AsyncWait) input_wait = { NULL };
+  g_autoptr(GError) error = NULL;
+  char byte;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  write_text (fixture, "half");
+
+  g_output_stream_close_async (fixture_output (fixture), G_PRIORITY_DEFAULT, NULL,
+                               async_wait_cb, &output_wait);
+  iterate_until (&output_wait.done);
+  g_assert_true (g_output_stream_close_finish (fixture_output (fixture), output_wait.result,
+                                               &error));
+  g_assert_no_error (error);
+  g_assert_true (output_wait.thread == fixture->test_thread);
+  read_text (fixture, "half");
+  g_assert_cmpint (g_input_stream_read (fixture_input (fixture), &byte, 1, NULL, &error),
+                   ==, 0);
+  g_assert_no_error (error);
+  assert_server_received (fixture, "half");
+  g_assert_true (test_server_got_close_notify (fixture->server));
+
+  g_input_stream_close_async (fixture_input (fixture), G_PRIORITY_DEFAULT, NULL, async_wait_cb,
+                              &input_wait);
+  iterate_until (&input_wait.done);
+  g_assert_true (g_input_stream_close_finish (fixture_input (fixture), input_wait.result,
+                                              &error));
+  g_assert_no_error (error);
+  g_assert_true (input_wait.thread == fixture->test_thread);
+  close_connection (fixture);
+  g_assert_true (g_io_stream_is_closed (G_IO_STREAM (fixture->tcp)));
+}
+
+static gpointer
+close_thread (gpointer data)
+{
+  close_connection (data);
+
+  return NULL;
+}
+
+/* An asynchronous read waits for data that never comes when another
+ * thread closes the connection: the read must hear of it, once. */
+static void
+test_close_during_async_read (Fixture      *fixture,
+                              gconstpointer data)
+{
+  g_auto(AsyncWait) wait = { NULL };
+  g_autoptr(GError) error = NULL;
+  char buffer[8];
+  GThread *closer;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_assert_true (fixture_handshake (fixture, &error));
+  g_input_stream_read_async (fixture_input (fixture), buffer, sizeof buffer, G_PRIORITY_DEFAULT,
+                             NULL, async_wait_cb, &wait);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_assert_false (wait.done);
+
+  closer = g_thread_new ("closer", close_thread, fixture);
+  iterate_until (&wait.done);
+  g_thread_join (closer);
+
+  g_assert_cmpint (g_input_stream_read_finish (fixture_input (fixture), wait.result, &error),
+                   ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED);
+  test_server_wait (fixture->server);
+  g_assert_true (test_server_got_close_notify (fixture->server));
+}
+
+/* Cancelling a close still closes, as GIO documents; close_notify may not
+ * have gone out. */
+static void
+test_close_async_cancelled (Fixture      *fixture,
+                            gconstpointer data)
+{
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_auto(AsyncWait) wait = { NULL };
+  g_autoptr(GError) error = NULL;
+  char byte;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_assert_true (fixture_handshake (fixture, &error));
+  g_cancellable_cancel (cancellable);
+
+  g_io_stream_close_async (G_IO_STREAM (fixture->connection), G_PRIORITY_DEFAULT, cancellable,
+                           async_wait_cb, &wait);
+  iterate_until (&wait.done);
+  g_assert_false (g_io_stream_close_finish (G_IO_STREAM (fixture->connection), wait.result,
+                                            &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+
+  g_assert_true (g_io_stream_is_closed (G_IO_STREAM (fixture->tcp)));
+  g_assert_cmpint (g_input_stream_read (fixture_input (fixture), &byte, 1, NULL, &error),
+                   ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED);
+}
+
 /* The handshake started on this thread's main context never ran a step:
  * closing must not wait for it, and it fails. */
 static void
@@ -1019,6 +1125,35 @@ test_close_during_async_handshake (Fixture      *fixture,
                                                      wait.result, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED);
   g_assert_true (g_io_stream_is_closed (G_IO_STREAM (fixture->tcp)));
+}
+
+/* The same with an asynchronous close, which runs on this thread like the
+ * handshake instead of waiting for it in another thread. */
+static void
+test_close_async_during_async_handshake (Fixture      *fixture,
+                                         gconstpointer data)
+{
+  g_auto(AsyncWait) handshake_wait = { NULL };
+  g_auto(AsyncWait) close_wait = { NULL };
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (fixture->connection), G_PRIORITY_DEFAULT,
+                                    NULL, async_wait_cb, &handshake_wait);
+  g_io_stream_close_async (G_IO_STREAM (fixture->connection), G_PRIORITY_DEFAULT, NULL,
+                           async_wait_cb, &close_wait);
+  iterate_until (&close_wait.done);
+  iterate_until (&handshake_wait.done);
+
+  g_assert_true (g_io_stream_close_finish (G_IO_STREAM (fixture->connection),
+                                           close_wait.result, &error));
+  g_assert_no_error (error);
+  g_assert_false (g_tls_connection_handshake_finish (G_TLS_CONNECTION (fixture->connection),
+                                                     handshake_wait.result, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED);
+  g_assert_true (g_io_stream_is_closed (G_IO_STREAM (fixture->tcp)));
+  test_server_wait (fixture->server);
+  g_assert_false (test_server_got_client_hello (fixture->server));
 }
 
 static void
@@ -1596,8 +1731,13 @@ main (int   argc,
   add_test ("close/sends-close-notify", &leaf1_server, test_close_sends_close_notify);
   add_test ("close/async", &leaf1_server, test_close_async);
   add_test ("close/output-stream", &leaf1_server, test_close_output_stream);
+  add_test ("close/streams-async", &leaf1_server, test_close_streams_async);
+  add_test ("close/during-async-read", &leaf1_server, test_close_during_async_read);
+  add_test ("close/async-cancelled", &leaf1_server, test_close_async_cancelled);
   add_test ("close/before-handshake", &leaf1_server, test_close_before_handshake);
   add_test ("close/during-async-handshake", &leaf1_server, test_close_during_async_handshake);
+  add_test ("close/async-during-async-handshake", &leaf1_server,
+            test_close_async_during_async_handshake);
   g_test_add_func ("/pintls/connection/non-pollable-base", test_non_pollable_base);
 
   add_test ("async/handshake", &leaf1_server, test_async_handshake);
