@@ -124,6 +124,7 @@ struct _PinTlsClientConnection
   GTlsProtocolVersion protocol_version;
   char *ciphersuite_name;
   GList *accepted_cas;            /* GByteArray */
+  gboolean accepted_cas_changed;  /* since the last notification */
 
   /* Operations; guarded by lock. */
   GMutex lock;
@@ -599,6 +600,22 @@ verdict_cb (PinTlsDecision *verdict,
 
 /* Handshake ------------------------------------------------------------ */
 
+static gboolean
+byte_array_lists_equal (GList *a,
+                        GList *b)
+{
+  for (; a != NULL && b != NULL; a = a->next, b = b->next)
+    {
+      GByteArray *x = a->data;
+      GByteArray *y = b->data;
+
+      if (x->len != y->len || memcmp (x->data, y->data, x->len) != 0)
+        return FALSE;
+    }
+
+  return a == NULL && b == NULL;
+}
+
 static int
 retrieve_certificate_cb (gnutls_session_t             session,
                          const gnutls_datum_t        *req_ca_rdn,
@@ -621,9 +638,12 @@ retrieve_certificate_cb (gnutls_session_t             session,
       accepted_cas = g_list_prepend (accepted_cas, dn);
     }
 
+  accepted_cas = g_list_reverse (accepted_cas);
   g_mutex_lock (&self->lock);
+  if (!byte_array_lists_equal (self->accepted_cas, accepted_cas))
+    self->accepted_cas_changed = TRUE;
   g_list_free_full (self->accepted_cas, (GDestroyNotify) g_byte_array_unref);
-  self->accepted_cas = g_list_reverse (accepted_cas);
+  self->accepted_cas = accepted_cas;
   g_mutex_unlock (&self->lock);
 
   /* Client certificates are not supported: none is sent. */
@@ -840,6 +860,73 @@ job_cancel_step (HandshakeJob *job)
     }
 }
 
+/* Which of the session's properties a handshake changed. */
+typedef enum
+{
+  CHANGED_PROTOCOL_VERSION = 1 << 0,
+  CHANGED_CIPHERSUITE_NAME = 1 << 1,
+  CHANGED_NEGOTIATED_PROTOCOL = 1 << 2,
+  CHANGED_ACCEPTED_CAS = 1 << 3,
+} ChangedProperties;
+
+/* Stores @value, which it takes, in @slot: whether that changed it. */
+static gboolean
+replace_string (char **slot,
+                char  *value)
+{
+  gboolean changed = g_strcmp0 (*slot, value) != 0;
+
+  g_free (*slot);
+  *slot = value;
+
+  return changed;
+}
+
+/* Called with the lock held after a successful handshake. */
+static ChangedProperties
+update_session_properties (PinTlsClientConnection *self)
+{
+  GTlsProtocolVersion version = protocol_version (self->session);
+  ChangedProperties changed = 0;
+
+  if (version != self->protocol_version)
+    changed |= CHANGED_PROTOCOL_VERSION;
+  self->protocol_version = version;
+
+  if (replace_string (&self->ciphersuite_name,
+                      g_strdup (gnutls_ciphersuite_get (self->session))))
+    changed |= CHANGED_CIPHERSUITE_NAME;
+  if (replace_string (&self->negotiated_protocol, negotiated_protocol (self->session)))
+    changed |= CHANGED_NEGOTIATED_PROTOCOL;
+
+  if (self->accepted_cas_changed)
+    changed |= CHANGED_ACCEPTED_CAS;
+  self->accepted_cas_changed = FALSE;
+
+  return changed;
+}
+
+static void
+notify_handshake_result (PinTlsClientConnection *self,
+                         ChangedProperties       changed)
+{
+  GObject *object = G_OBJECT (self);
+
+  g_object_freeze_notify (object);
+  g_object_notify (object, "peer-certificate");
+  g_object_notify (object, "peer-certificate-errors");
+  g_object_notify_by_pspec (object, own_props[PROP_PRESENTED_PINS]);
+  if (changed & CHANGED_PROTOCOL_VERSION)
+    g_object_notify (object, "protocol-version");
+  if (changed & CHANGED_CIPHERSUITE_NAME)
+    g_object_notify (object, "ciphersuite-name");
+  if (changed & CHANGED_NEGOTIATED_PROTOCOL)
+    g_object_notify (object, "negotiated-protocol");
+  if (changed & CHANGED_ACCEPTED_CAS)
+    g_object_notify (object, "accepted-cas");
+  g_object_thaw_notify (object);
+}
+
 /* Ends a handshake, successful or not: records the result, wakes whatever
  * waits for it, then notifies and completes tasks, in that order, so an
  * application re-entering from a callback finds a consistent connection. */
@@ -847,6 +934,7 @@ static void
 finish_handshake (PinTlsClientConnection *self,
                   GError                 *error)
 {
+  ChangedProperties changed = 0;
   HandshakeJob *job;
   GList *waiters;
   GList *l;
@@ -855,11 +943,7 @@ finish_handshake (PinTlsClientConnection *self,
   if (error == NULL)
     {
       self->handshake_done = TRUE;
-      self->protocol_version = protocol_version (self->session);
-      g_free (self->ciphersuite_name);
-      self->ciphersuite_name = g_strdup (gnutls_ciphersuite_get (self->session));
-      g_free (self->negotiated_protocol);
-      self->negotiated_protocol = negotiated_protocol (self->session);
+      changed = update_session_properties (self);
     }
   else
     {
@@ -875,18 +959,7 @@ finish_handshake (PinTlsClientConnection *self,
   CONNECTION_DEBUG (self, "handshake %s%s", error ? "failed: " : "done",
                     error ? error->message : "");
 
-  g_object_freeze_notify (G_OBJECT (self));
-  g_object_notify (G_OBJECT (self), "peer-certificate");
-  g_object_notify (G_OBJECT (self), "peer-certificate-errors");
-  g_object_notify_by_pspec (G_OBJECT (self), own_props[PROP_PRESENTED_PINS]);
-  if (error == NULL)
-    {
-      g_object_notify (G_OBJECT (self), "protocol-version");
-      g_object_notify (G_OBJECT (self), "ciphersuite-name");
-      g_object_notify (G_OBJECT (self), "negotiated-protocol");
-      g_object_notify (G_OBJECT (self), "accepted-cas");
-    }
-  g_object_thaw_notify (G_OBJECT (self));
+  notify_handshake_result (self, changed);
 
   for (l = waiters; l != NULL; l = l->next)
     {
@@ -1879,6 +1952,61 @@ pin_tls_client_connection_get_negotiated_protocol (GTlsConnection *connection)
 }
 
 static gboolean
+gnutls_binding_type (GTlsChannelBindingType    type,
+                     gnutls_channel_binding_t *gnutls_type)
+{
+  switch (type)
+    {
+    case G_TLS_CHANNEL_BINDING_TLS_UNIQUE:
+      *gnutls_type = GNUTLS_CB_TLS_UNIQUE;
+      return TRUE;
+    case G_TLS_CHANNEL_BINDING_TLS_SERVER_END_POINT:
+      *gnutls_type = GNUTLS_CB_TLS_SERVER_END_POINT;
+      return TRUE;
+#if GNUTLS_VERSION_NUMBER >= 0x030702
+    case G_TLS_CHANNEL_BINDING_TLS_EXPORTER:
+      *gnutls_type = GNUTLS_CB_TLS_EXPORTER;
+      return TRUE;
+#endif
+    default:
+      return FALSE;
+    }
+}
+
+/* GnuTLS has no data for a type that the TLS version of the session does
+ * not define (tls-unique in TLS 1.3; tls-exporter in TLS 1.2 without the
+ * extended master secret), nor for a certificate whose signature names
+ * no usable hash. */
+static void
+set_binding_error (GError               **error,
+                   GTlsChannelBindingType type,
+                   int                    ret)
+{
+  switch (ret)
+    {
+    case GNUTLS_E_CHANNEL_BINDING_NOT_AVAILABLE:
+    case GNUTLS_E_UNIMPLEMENTED_FEATURE:
+      g_set_error (error, G_TLS_CHANNEL_BINDING_ERROR,
+                   G_TLS_CHANNEL_BINDING_ERROR_NOT_SUPPORTED,
+                   "This TLS session has no %s channel binding data",
+                   type == G_TLS_CHANNEL_BINDING_TLS_UNIQUE ? "tls-unique"
+                   : type == G_TLS_CHANNEL_BINDING_TLS_EXPORTER ? "tls-exporter"
+                   : "tls-server-end-point");
+      break;
+    case 0:
+      g_set_error_literal (error, G_TLS_CHANNEL_BINDING_ERROR,
+                           G_TLS_CHANNEL_BINDING_ERROR_GENERAL_ERROR,
+                           "GnuTLS gave empty channel binding data");
+      break;
+    default:
+      g_set_error (error, G_TLS_CHANNEL_BINDING_ERROR,
+                   G_TLS_CHANNEL_BINDING_ERROR_GENERAL_ERROR,
+                   "Cannot get channel binding data: %s", gnutls_strerror (ret));
+      break;
+    }
+}
+
+static gboolean
 pin_tls_client_connection_get_binding_data (GTlsConnection        *connection,
                                             GTlsChannelBindingType type,
                                             GByteArray            *data,
@@ -1902,37 +2030,27 @@ pin_tls_client_connection_get_binding_data (GTlsConnection        *connection,
       return FALSE;
     }
 
-  switch (type)
+  if (!gnutls_binding_type (type, &gnutls_type))
     {
-    case G_TLS_CHANNEL_BINDING_TLS_UNIQUE:
-      gnutls_type = GNUTLS_CB_TLS_UNIQUE;
-      break;
-    case G_TLS_CHANNEL_BINDING_TLS_SERVER_END_POINT:
-      gnutls_type = GNUTLS_CB_TLS_SERVER_END_POINT;
-      break;
-    case G_TLS_CHANNEL_BINDING_TLS_EXPORTER:
-      gnutls_type = GNUTLS_CB_TLS_EXPORTER;
-      break;
-    default:
       g_set_error_literal (error, G_TLS_CHANNEL_BINDING_ERROR,
-                           G_TLS_CHANNEL_BINDING_ERROR_NOT_SUPPORTED,
-                           "Unknown channel binding type");
+                           G_TLS_CHANNEL_BINDING_ERROR_NOT_IMPLEMENTED,
+                           "This channel binding type is not implemented");
       return FALSE;
     }
 
   ret = gnutls_session_channel_binding (self->session, gnutls_type, &binding);
   if (ret < 0 || binding.size == 0)
     {
-      g_set_error (error, G_TLS_CHANNEL_BINDING_ERROR,
-                   G_TLS_CHANNEL_BINDING_ERROR_NOT_AVAILABLE,
-                   "Channel binding data is not available: %s",
-                   ret < 0 ? gnutls_strerror (ret) : "it is empty");
+      set_binding_error (error, type, ret);
       gnutls_free (binding.data);
       return FALSE;
     }
 
   if (data != NULL)
-    g_byte_array_append (data, binding.data, binding.size);
+    {
+      g_byte_array_set_size (data, 0);
+      g_byte_array_append (data, binding.data, binding.size);
+    }
   gnutls_free (binding.data);
 
   return TRUE;

@@ -27,6 +27,17 @@ static const TestServerOptions http_server = {
   .greeting = "HTTP/1.1 400 Bad Request\r\n\r\n",
 };
 static const TestServerOptions silent_server = { .no_tls = TRUE };
+static const TestServerOptions renegotiating_server = {
+  "leaf1-chain.pem", "leaf1.key",
+  .greeting = "hello\n",
+  .renegotiate = TRUE,
+  .renegotiate_chain = "leaf2-chain.pem",
+  .renegotiate_key = "leaf2.key",
+};
+static const TestServerOptions no_ems_server = {
+  "leaf1-chain.pem", "leaf1.key",
+  .priority = "NORMAL:-VERS-ALL:+VERS-TLS1.2:%NO_SESSION_HASH",
+};
 
 /* Fixture -------------------------------------------------------------- */
 
@@ -438,18 +449,93 @@ test_handshake_sync (Fixture      *fixture,
   assert_configuration (fixture, identity);
 }
 
+/* How many times each property was notified. */
+typedef struct
+{
+  GHashTable *counts;
+} NotifyCounter;
+
+static void
+notify_counter_cb (GObject    *object,
+                   GParamSpec *pspec,
+                   gpointer    data)
+{
+  NotifyCounter *counter = data;
+  guint count = GPOINTER_TO_UINT (g_hash_table_lookup (counter->counts, pspec->name));
+
+  g_hash_table_insert (counter->counts, (gpointer) pspec->name, GUINT_TO_POINTER (count + 1));
+}
+
+static void
+notify_counter_watch (NotifyCounter *counter,
+                      gpointer       object)
+{
+  counter->counts = g_hash_table_new (g_str_hash, g_str_equal);
+  g_signal_connect (object, "notify", G_CALLBACK (notify_counter_cb), counter);
+}
+
+static guint
+notify_counter_get (NotifyCounter *counter,
+                    const char    *name)
+{
+  return GPOINTER_TO_UINT (g_hash_table_lookup (counter->counts, name));
+}
+
+static void
+notify_counter_clear (NotifyCounter *counter)
+{
+  g_clear_pointer (&counter->counts, g_hash_table_unref);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (NotifyCounter, notify_counter_clear)
+
+/* Each property that a handshake sets is notified once, and only if it
+ * changed: a connection that negotiated no application protocol does not
+ * notify negotiated-protocol. */
+static void
+test_notify_changes (Fixture      *fixture,
+                     gconstpointer data)
+{
+  g_auto(NotifyCounter) counter = { NULL };
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  notify_counter_watch (&counter, fixture->connection);
+
+  g_assert_true (fixture_handshake (fixture, &error));
+  g_assert_no_error (error);
+
+  g_assert_cmpuint (notify_counter_get (&counter, "peer-certificate"), ==, 1);
+  g_assert_cmpuint (notify_counter_get (&counter, "peer-certificate-errors"), ==, 1);
+  g_assert_cmpuint (notify_counter_get (&counter, "presented-pins"), ==, 1);
+  g_assert_cmpuint (notify_counter_get (&counter, "protocol-version"), ==, 1);
+  g_assert_cmpuint (notify_counter_get (&counter, "ciphersuite-name"), ==, 1);
+  g_assert_cmpuint (notify_counter_get (&counter, "negotiated-protocol"), ==, 0);
+  g_assert_cmpuint (notify_counter_get (&counter, "accepted-cas"), ==, 0);
+
+  /* A second call finds the handshake done and changes nothing. */
+  g_assert_true (fixture_handshake (fixture, &error));
+  g_assert_cmpuint (notify_counter_get (&counter, "protocol-version"), ==, 1);
+  g_assert_cmpuint (notify_counter_get (&counter, "peer-certificate"), ==, 1);
+}
+
 static void
 test_alpn (Fixture      *fixture,
            gconstpointer data)
 {
   const char *protocols[] = { "h2", "pintls/1", NULL };
+  g_auto(NotifyCounter) counter = { NULL };
   GTlsConnection *connection;
   g_autofree char *negotiated = NULL;
+  g_auto(GStrv) advertised = NULL;
   g_autoptr(GError) error = NULL;
 
   fixture_connect_with (fixture, "host.test", "leaf1.pem");
   connection = G_TLS_CONNECTION (fixture->connection);
   g_tls_connection_set_advertised_protocols (connection, protocols);
+  g_object_get (connection, "advertised-protocols", &advertised, NULL);
+  g_assert_true (g_strv_equal ((const char *const *) advertised, protocols));
+  notify_counter_watch (&counter, connection);
 
   g_assert_true (fixture_handshake (fixture, &error));
   g_assert_no_error (error);
@@ -457,40 +543,128 @@ test_alpn (Fixture      *fixture,
   g_object_get (connection, "negotiated-protocol", &negotiated, NULL);
   g_assert_cmpstr (negotiated, ==, "pintls/1");
   g_assert_cmpstr (g_tls_connection_get_negotiated_protocol (connection), ==, "pintls/1");
+  g_assert_cmpuint (notify_counter_get (&counter, "negotiated-protocol"), ==, 1);
+}
+
+/* The server knows no protocol the client offers, or the client offers
+ * none: nothing is negotiated, and the handshake still succeeds. */
+static void
+test_alpn_absent (Fixture      *fixture,
+                  gconstpointer data)
+{
+  const char *protocols[] = { "h2", NULL };
+  const char *const *offer = data == &leaf1_server ? protocols : NULL;
+  GTlsConnection *connection;
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  connection = G_TLS_CONNECTION (fixture->connection);
+  g_tls_connection_set_advertised_protocols (connection, offer);
+
+  g_assert_true (fixture_handshake (fixture, &error));
+  g_assert_no_error (error);
+  g_assert_null (g_tls_connection_get_negotiated_protocol (connection));
+}
+
+static GByteArray *
+get_binding (Fixture               *fixture,
+             GTlsChannelBindingType type,
+             GError               **error)
+{
+  g_autoptr(GByteArray) binding = g_byte_array_new ();
+
+  /* What the array held before is replaced, not added to. */
+  g_byte_array_append (binding, (const guint8 *) "old", 3);
+  if (!g_tls_connection_get_channel_binding_data (G_TLS_CONNECTION (fixture->connection),
+                                                  type, binding, error))
+    return NULL;
+
+  return g_steal_pointer (&binding);
+}
+
+static void
+assert_binding_is_servers (Fixture                 *fixture,
+                           GTlsChannelBindingType   type,
+                           gnutls_channel_binding_t server_type)
+{
+  g_autoptr(GBytes) expected = test_server_get_channel_binding (fixture->server, server_type);
+  g_autoptr(GByteArray) binding = NULL;
+  g_autoptr(GError) error = NULL;
+
+  binding = get_binding (fixture, type, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (expected);
+  g_assert_cmpmem (binding->data, binding->len,
+                   g_bytes_get_data (expected, NULL), g_bytes_get_size (expected));
+}
+
+static void
+assert_binding_unsupported (Fixture               *fixture,
+                            GTlsChannelBindingType type)
+{
+  g_autoptr(GByteArray) binding = NULL;
+  g_autoptr(GError) error = NULL;
+
+  binding = get_binding (fixture, type, &error);
+  g_assert_null (binding);
+  g_assert_error (error, G_TLS_CHANNEL_BINDING_ERROR, G_TLS_CHANNEL_BINDING_ERROR_NOT_SUPPORTED);
 }
 
 /* tls-server-end-point is the SHA-256 digest of the server certificate,
- * which leaf1 is signed with. */
+ * which leaf1 is signed with; tls-unique (TLS 1.2 only) and tls-exporter
+ * are what the server computed. */
 static void
 test_channel_binding (Fixture      *fixture,
                       gconstpointer data)
 {
   g_autoptr(GPtrArray) chain = test_load_der_chain ("leaf1.pem");
-  g_autoptr(GByteArray) binding = g_byte_array_new ();
+  g_autoptr(GByteArray) binding = NULL;
   g_autoptr(GChecksum) checksum = g_checksum_new (G_CHECKSUM_SHA256);
-  GTlsConnection *connection;
   g_autoptr(GError) error = NULL;
   guint8 digest[32];
   gsize digest_length = sizeof digest;
 
   fixture_connect_with (fixture, "host.test", "leaf1.pem");
-  connection = G_TLS_CONNECTION (fixture->connection);
-  g_assert_false (g_tls_connection_get_channel_binding_data (connection,
-                                                             G_TLS_CHANNEL_BINDING_TLS_SERVER_END_POINT,
-                                                             binding, &error));
+  binding = get_binding (fixture, G_TLS_CHANNEL_BINDING_TLS_SERVER_END_POINT, &error);
+  g_assert_null (binding);
   g_assert_error (error, G_TLS_CHANNEL_BINDING_ERROR, G_TLS_CHANNEL_BINDING_ERROR_INVALID_STATE);
   g_clear_error (&error);
 
   g_assert_true (fixture_handshake (fixture, &error));
-  g_assert_true (g_tls_connection_get_channel_binding_data (connection,
-                                                            G_TLS_CHANNEL_BINDING_TLS_SERVER_END_POINT,
-                                                            binding, &error));
+  write_text (fixture, "x");
+  read_text (fixture, "x");
+  binding = get_binding (fixture, G_TLS_CHANNEL_BINDING_TLS_SERVER_END_POINT, &error);
   g_assert_no_error (error);
-
   g_checksum_update (checksum, g_bytes_get_data (g_ptr_array_index (chain, 0), NULL),
                      g_bytes_get_size (g_ptr_array_index (chain, 0)));
   g_checksum_get_digest (checksum, digest, &digest_length);
   g_assert_cmpmem (binding->data, binding->len, digest, digest_length);
+
+  close_connection (fixture);
+  test_server_wait (fixture->server);
+  assert_binding_is_servers (fixture, G_TLS_CHANNEL_BINDING_TLS_EXPORTER, GNUTLS_CB_TLS_EXPORTER);
+  if (expected_protocol_version () == G_TLS_PROTOCOL_VERSION_TLS_1_2)
+    assert_binding_is_servers (fixture, G_TLS_CHANNEL_BINDING_TLS_UNIQUE, GNUTLS_CB_TLS_UNIQUE);
+  else
+    assert_binding_unsupported (fixture, G_TLS_CHANNEL_BINDING_TLS_UNIQUE);
+}
+
+/* RFC 9266 defines tls-exporter for TLS 1.2 only with the extended master
+ * secret, which this server refuses. */
+static void
+test_channel_binding_no_ems (Fixture      *fixture,
+                             gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_assert_true (fixture_handshake (fixture, &error));
+  g_assert_no_error (error);
+  close_connection (fixture);
+  test_server_wait (fixture->server);
+
+  assert_binding_unsupported (fixture, G_TLS_CHANNEL_BINDING_TLS_EXPORTER);
+  assert_binding_is_servers (fixture, G_TLS_CHANNEL_BINDING_TLS_UNIQUE, GNUTLS_CB_TLS_UNIQUE);
 }
 
 /* Data ----------------------------------------------------------------- */
@@ -520,6 +694,36 @@ test_echo (Fixture      *fixture,
 
   close_connection (fixture);
   assert_server_received (fixture, "ping\nline one\nline two\n");
+  g_assert_true (test_server_got_close_notify (fixture->server));
+}
+
+/* After its greeting the server asks the client to renegotiate, and would
+ * then present leaf2, which the pins also accept: in TLS 1.2 a HelloRequest,
+ * which the client ignores, keeping the certificate it checked; in TLS 1.3
+ * a KeyUpdate, which GnuTLS answers while the data keeps flowing. */
+static void
+test_renegotiation_refused (Fixture      *fixture,
+                            gconstpointer data)
+{
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", "leaf2.pem", NULL);
+  GTlsConnection *connection;
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect (fixture, "host.test", pins);
+  connection = G_TLS_CONNECTION (fixture->connection);
+  g_assert_true (fixture_handshake (fixture, &error));
+  g_assert_no_error (error);
+
+  read_text (fixture, "hello\n");
+  write_text (fixture, "after");
+  read_text (fixture, "after");
+  write_text (fixture, "again");
+  read_text (fixture, "again");
+
+  assert_certificate_is (g_tls_connection_get_peer_certificate (connection), "leaf1.pem");
+  close_connection (fixture);
+  assert_server_received (fixture, "afteragain");
+  g_assert_false (test_server_renegotiated (fixture->server));
   g_assert_true (test_server_got_close_notify (fixture->server));
 }
 
@@ -1699,9 +1903,15 @@ main (int   argc,
   g_test_init (&argc, &argv, NULL);
 
   add_test ("handshake-sync", &leaf1_server, test_handshake_sync);
-  add_test ("alpn", &alpn_server, test_alpn);
-  add_test ("channel-binding", &leaf1_server, test_channel_binding);
+  add_test ("notify-changes", &leaf1_server, test_notify_changes);
+  add_test ("alpn/negotiated", &alpn_server, test_alpn);
+  add_test ("alpn/server-has-none", &leaf1_server, test_alpn_absent);
+  add_test ("alpn/client-offers-none", &alpn_server, test_alpn_absent);
+  add_test ("channel-binding/values", &leaf1_server, test_channel_binding);
+  add_test ("channel-binding/no-extended-master-secret", &no_ems_server,
+            test_channel_binding_no_ems);
   add_test ("echo", &leaf1_server, test_echo);
+  add_test ("renegotiation-refused", &renegotiating_server, test_renegotiation_refused);
 
   add_test ("mismatch", &leaf2_server, test_mismatch);
   add_test ("implicit-handshake/mismatch", &leaf2_server, test_implicit_handshake_mismatch);
