@@ -182,6 +182,29 @@ add_test (const char              *path,
 /* Helpers -------------------------------------------------------------- */
 
 static gboolean
+source_fired_cb (GObject *stream,
+                 gpointer data)
+{
+  gboolean *fired = data;
+
+  *fired = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+/* A source of the output stream that must fire only after the handshake,
+ * when a write can go through. */
+static gboolean
+writable_after_handshake_cb (GObject *stream,
+                             gpointer data)
+{
+  gboolean *fired = data;
+
+  g_assert_true (g_pollable_output_stream_is_writable (G_POLLABLE_OUTPUT_STREAM (stream)));
+  *fired = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
 timed_out_cb (gpointer data)
 {
   gboolean *timed_out = data;
@@ -517,6 +540,145 @@ test_notify_changes (Fixture      *fixture,
   g_assert_true (fixture_handshake (fixture, &error));
   g_assert_cmpuint (notify_counter_get (&counter, "protocol-version"), ==, 1);
   g_assert_cmpuint (notify_counter_get (&counter, "peer-certificate"), ==, 1);
+}
+
+/* Every property of GTlsConnection and GTlsClientConnection is the
+ * connection's own: reading one left to GTlsConnection would warn, which
+ * G_DEBUG=fatal-warnings makes fatal, and an interface property left out
+ * is a critical when the class is made. */
+static void
+test_properties_all (Fixture      *fixture,
+                     gconstpointer data)
+{
+  const char *gio_properties[] = {
+    "base-io-stream", "require-close-notify", "rehandshake-mode", "use-system-certdb",
+    "database", "interaction", "certificate", "peer-certificate",
+    "peer-certificate-errors", "advertised-protocols", "negotiated-protocol",
+    "protocol-version", "ciphersuite-name", "validation-flags", "server-identity",
+    "use-ssl3", "accepted-cas",
+  };
+  g_autofree GParamSpec **pspecs = NULL;
+  GObjectClass *klass;
+  guint n_pspecs;
+  guint i;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  klass = G_OBJECT_GET_CLASS (fixture->connection);
+  g_assert_true (G_IS_TLS_CONNECTION (fixture->connection));
+  g_assert_true (G_IS_TLS_CLIENT_CONNECTION (fixture->connection));
+  g_assert_true (G_IS_INITABLE (fixture->connection));
+
+  for (i = 0; i < G_N_ELEMENTS (gio_properties); i++)
+    g_assert_nonnull (g_object_class_find_property (klass, gio_properties[i]));
+
+  pspecs = g_object_class_list_properties (klass, &n_pspecs);
+  g_assert_cmpuint (n_pspecs, >=, G_N_ELEMENTS (gio_properties));
+  for (i = 0; i < n_pspecs; i++)
+    {
+      g_auto(GValue) value = G_VALUE_INIT;
+
+      if ((pspecs[i]->flags & G_PARAM_READABLE) == 0)
+        continue;
+      g_value_init (&value, pspecs[i]->value_type);
+      g_object_get_property (G_OBJECT (fixture->connection), pspecs[i]->name, &value);
+      if (g_str_equal (pspecs[i]->name, "accepted-cas"))
+        g_assert_null (g_value_get_pointer (&value));
+    }
+}
+
+/* The writable properties keep what they are given. */
+static void
+test_properties_round_trip (Fixture      *fixture,
+                            gconstpointer data)
+{
+  g_autofree char *leaf = test_data_path ("leaf1.pem");
+  g_autofree char *key = test_data_path ("leaf1.key");
+  g_autoptr(GTlsInteraction) interaction = g_object_new (G_TYPE_TLS_INTERACTION, NULL);
+  g_autoptr(GTlsCertificate) certificate = NULL;
+  g_autoptr(GTlsInteraction) got_interaction = NULL;
+  g_autoptr(GTlsCertificate) got_certificate = NULL;
+  GTlsConnection *connection;
+  g_autoptr(GError) error = NULL;
+
+  certificate = g_tls_certificate_new_from_files (leaf, key, &error);
+  g_assert_no_error (error);
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  connection = G_TLS_CONNECTION (fixture->connection);
+
+  g_tls_connection_set_interaction (connection, interaction);
+  g_tls_connection_set_certificate (connection, certificate);
+  g_tls_connection_set_require_close_notify (connection, FALSE);
+  pin_tls_client_connection_set_mode (fixture->connection, PIN_TLS_MODE_CA_AND_PINS);
+  g_object_get (connection, "interaction", &got_interaction, "certificate", &got_certificate,
+                NULL);
+
+  g_assert_true (got_interaction == interaction);
+  g_assert_true (got_certificate == certificate);
+  g_assert_true (g_tls_connection_get_interaction (connection) == interaction);
+  g_assert_false (g_tls_connection_get_require_close_notify (connection));
+  g_assert_cmpint (pin_tls_client_connection_get_mode (fixture->connection), ==,
+                   PIN_TLS_MODE_CA_AND_PINS);
+  g_assert_null (g_tls_connection_get_peer_certificate (connection));
+  g_assert_cmpint (g_tls_connection_get_protocol_version (connection), ==,
+                   G_TLS_PROTOCOL_VERSION_UNKNOWN);
+}
+
+/* use-system-certdb only decides while no database was set: turning it
+ * off means no database; a database set later wins, and so does an
+ * explicit NULL, which trusts no certificate authority. */
+static void
+test_properties_database (Fixture      *fixture,
+                          gconstpointer data)
+{
+  g_autofree char *root = test_data_path ("rootA.pem");
+  g_autoptr(GTlsDatabase) database = NULL;
+  GTlsConnection *connection;
+  g_autoptr(GError) error = NULL;
+
+  database = g_tls_file_database_new (root, &error);
+  g_assert_no_error (error);
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  connection = G_TLS_CONNECTION (fixture->connection);
+  assert_default_database (connection);
+
+  G_GNUC_BEGIN_IGNORE_DEPRECATIONS
+  g_tls_connection_set_use_system_certdb (connection, FALSE);
+  g_assert_null (g_tls_connection_get_database (connection));
+  g_tls_connection_set_database (connection, database);
+  g_assert_true (g_tls_connection_get_database (connection) == database);
+  g_tls_connection_set_use_system_certdb (connection, TRUE);
+  g_assert_true (g_tls_connection_get_database (connection) == database);
+  G_GNUC_END_IGNORE_DEPRECATIONS
+
+  g_tls_connection_set_database (connection, NULL);
+  g_assert_null (g_tls_connection_get_database (connection));
+  pin_tls_client_connection_set_mode (fixture->connection, PIN_TLS_MODE_CA_AND_PINS);
+  g_assert_false (fixture_handshake (fixture, &error));
+  g_assert_error (error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE);
+  g_assert_cmpuint (g_tls_connection_get_peer_certificate_errors (connection), ==,
+                    G_TLS_CERTIFICATE_UNKNOWN_CA);
+}
+
+/* A server identity set after construction, before the handshake, is the
+ * one the handshake uses. */
+static void
+test_server_identity_late (Fixture      *fixture,
+                           gconstpointer data)
+{
+  g_autoptr(GSocketConnectable) late = g_network_address_new ("late.test", 443);
+  g_autofree char *server_name = NULL;
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_tls_client_connection_set_server_identity (G_TLS_CLIENT_CONNECTION (fixture->connection),
+                                               late);
+  g_assert_true (fixture_handshake (fixture, &error));
+  g_assert_no_error (error);
+  close_connection (fixture);
+
+  test_server_wait (fixture->server);
+  server_name = test_server_get_server_name (fixture->server);
+  g_assert_cmpstr (server_name, ==, "late.test");
 }
 
 static void
@@ -1377,6 +1539,93 @@ test_non_pollable_base (void)
   g_assert_false (g_io_stream_is_closed (base));
 }
 
+/* The streams hold only a weak reference to their connection: once it is
+ * gone, they report a closed connection, and their sources fire so that a
+ * waiting reader or writer finds out. */
+static void
+test_streams_outlive_connection (Fixture      *fixture,
+                                 gconstpointer data)
+{
+  g_autoptr(GInputStream) input = NULL;
+  g_autoptr(GOutputStream) output = NULL;
+  g_autoptr(GSource) source = NULL;
+  g_autoptr(GError) error = NULL;
+  gboolean fired = FALSE;
+  char byte;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  write_text (fixture, "x");
+  read_text (fixture, "x");
+  input = g_object_ref (fixture_input (fixture));
+  output = g_object_ref (fixture_output (fixture));
+  g_clear_object (&fixture->connection);
+  g_assert_null (fixture->tcp);
+
+  g_assert_cmpint (g_input_stream_read (input, &byte, 1, NULL, &error), ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED);
+  g_clear_error (&error);
+  g_assert_cmpint (g_output_stream_write (output, "y", 1, NULL, &error), ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED);
+  g_clear_error (&error);
+  g_assert_cmpint (g_pollable_input_stream_read_nonblocking (G_POLLABLE_INPUT_STREAM (input),
+                                                             &byte, 1, NULL, &error), ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED);
+
+  g_assert_true (g_pollable_input_stream_is_readable (G_POLLABLE_INPUT_STREAM (input)));
+  g_assert_true (g_pollable_output_stream_is_writable (G_POLLABLE_OUTPUT_STREAM (output)));
+  source = g_pollable_input_stream_create_source (G_POLLABLE_INPUT_STREAM (input), NULL);
+  g_source_set_callback (source, G_SOURCE_FUNC (source_fired_cb), &fired, NULL);
+  g_source_attach (source, NULL);
+  iterate_until (&fired);
+}
+
+/* While a handshake runs, neither stream is ready and non-blocking calls
+ * would block; a source made then fires only once the handshake is over. */
+static void
+test_pollable_during_handshake (Fixture      *fixture,
+                                gconstpointer data)
+{
+  g_auto(AsyncWait) wait = { NULL };
+  GPollableInputStream *input;
+  GPollableOutputStream *output;
+  g_autoptr(GSource) source = NULL;
+  g_autoptr(GError) error = NULL;
+  gboolean fired = FALSE;
+  char byte;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  input = G_POLLABLE_INPUT_STREAM (fixture_input (fixture));
+  output = G_POLLABLE_OUTPUT_STREAM (fixture_output (fixture));
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (fixture->connection), G_PRIORITY_DEFAULT,
+                                    NULL, async_wait_cb, &wait);
+
+  g_assert_false (g_pollable_input_stream_is_readable (input));
+  g_assert_false (g_pollable_output_stream_is_writable (output));
+  g_assert_cmpint (g_pollable_input_stream_read_nonblocking (input, &byte, 1, NULL, &error),
+                   ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
+  g_clear_error (&error);
+  g_assert_cmpint (g_pollable_output_stream_write_nonblocking (output, "x", 1, NULL, &error),
+                   ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
+  g_clear_error (&error);
+
+  source = g_pollable_output_stream_create_source (output, NULL);
+  g_source_set_callback (source, G_SOURCE_FUNC (writable_after_handshake_cb), &fired, NULL);
+  g_source_attach (source, NULL);
+  iterate_until (&fired);
+  iterate_until (&wait.done);
+  g_assert_true (g_tls_connection_handshake_finish (G_TLS_CONNECTION (fixture->connection),
+                                                    wait.result, &error));
+  g_assert_no_error (error);
+
+  /* Nothing has been sent to read: a non-blocking read would block. */
+  g_assert_false (g_pollable_input_stream_is_readable (input));
+  g_assert_cmpint (g_pollable_input_stream_read_nonblocking (input, &byte, 1, NULL, &error),
+                   ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
+}
+
 /* Asynchronous operations and sources ---------------------------------- */
 
 static void
@@ -1595,16 +1844,6 @@ test_async_read_then_blocking_write (Fixture      *fixture,
                                                &error), ==, 7);
   g_assert_no_error (error);
   g_assert_cmpstr (buffer, ==, "request");
-}
-
-static gboolean
-source_fired_cb (GObject *stream,
-                 gpointer data)
-{
-  gboolean *fired = data;
-
-  *fired = TRUE;
-  return G_SOURCE_REMOVE;
 }
 
 /* After a one-byte read, the rest of the echoed record waits inside
@@ -1903,6 +2142,10 @@ main (int   argc,
   g_test_init (&argc, &argv, NULL);
 
   add_test ("handshake-sync", &leaf1_server, test_handshake_sync);
+  add_test ("properties/all", &leaf1_server, test_properties_all);
+  add_test ("properties/round-trip", &leaf1_server, test_properties_round_trip);
+  add_test ("properties/database", &leaf1_server, test_properties_database);
+  add_test ("sni/set-late", &leaf1_server, test_server_identity_late);
   add_test ("notify-changes", &leaf1_server, test_notify_changes);
   add_test ("alpn/negotiated", &alpn_server, test_alpn);
   add_test ("alpn/server-has-none", &leaf1_server, test_alpn_absent);
@@ -1949,6 +2192,8 @@ main (int   argc,
   add_test ("close/async-during-async-handshake", &leaf1_server,
             test_close_async_during_async_handshake);
   g_test_add_func ("/pintls/connection/non-pollable-base", test_non_pollable_base);
+  add_test ("streams-outlive-connection", &leaf1_server, test_streams_outlive_connection);
+  add_test ("pollable/during-handshake", &leaf1_server, test_pollable_during_handshake);
 
   add_test ("async/handshake", &leaf1_server, test_async_handshake);
   add_test ("async/handshake-mismatch", &leaf2_server, test_async_handshake_mismatch);
