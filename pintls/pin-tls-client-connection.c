@@ -40,7 +40,8 @@
  *   g_printerr ("This client is outdated: please update it.\n");
  * ```
  *
- * [func@PinTls.connect] does all of this in one call.
+ * [func@PinTls.connect] and [func@PinTls.connect_async] do all of this in one
+ * call.
  *
  * The first read or write runs the handshake if the application has not.
  * One thread may read while another writes. Session resumption is off.

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-/* Connecting to a server: a handshaken pinned connection in one call, and
- * a look at the certificates a server presents, for learning its pins. */
+/* Connecting to a server: a handshaken pinned connection in one call, sync
+ * or async, and a look at the certificates a server presents, for learning
+ * its pins. */
 
 #include "pin-tls-private.h"
 
@@ -68,6 +69,8 @@ connect_tcp (GSocketConnectable *address,
  * %G_IO_ERROR_CONNECTION_REFUSED or %G_IO_ERROR_CANCELLED) if the server
  * cannot be reached.
  *
+ * [func@PinTls.connect_async] does the same without blocking.
+ *
  * Returns: (transfer full): a connection that has completed its handshake,
  *   or %NULL on error
  */
@@ -103,6 +106,164 @@ pin_tls_connect (const char   *host_and_port,
     return NULL;
 
   return g_steal_pointer (&connection);
+}
+
+typedef struct
+{
+  GSocketConnectable *address;
+  PinTlsPinSet *pins;
+  PinTlsClientConnection *connection;
+} ConnectData;
+
+static void
+connect_data_free (ConnectData *data)
+{
+  g_clear_object (&data->address);
+  g_clear_object (&data->pins);
+  g_clear_object (&data->connection);
+  g_free (data);
+}
+
+static void
+connect_handshake_cb (GObject      *source,
+                      GAsyncResult *result,
+                      gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  ConnectData *data = g_task_get_task_data (task);
+  GError *error = NULL;
+
+  if (!g_tls_connection_handshake_finish (G_TLS_CONNECTION (source), result, &error))
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, g_steal_pointer (&data->connection), g_object_unref);
+}
+
+static void
+connect_tcp_cb (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  ConnectData *data = g_task_get_task_data (task);
+  g_autoptr(GSocketConnection) tcp = NULL;
+  GError *error = NULL;
+
+  tcp = g_socket_client_connect_finish (G_SOCKET_CLIENT (source), result, &error);
+  if (tcp != NULL)
+    {
+      disable_nagle (tcp);
+      data->connection = pin_tls_client_connection_new (G_IO_STREAM (tcp), data->address,
+                                                        data->pins, &error);
+    }
+  if (data->connection == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+
+  /* The handshake runs on the context the caller was on, whatever this
+   * callback's thread-default context is. */
+  g_main_context_push_thread_default (g_task_get_context (task));
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (data->connection),
+                                    g_task_get_priority (task),
+                                    g_task_get_cancellable (task), connect_handshake_cb,
+                                    g_object_ref (task));
+  g_main_context_pop_thread_default (g_task_get_context (task));
+}
+
+/**
+ * pin_tls_connect_async:
+ * @host_and_port: the server, as `host`, `host:port` or `[address]:port`
+ * @default_port: the port to use if @host_and_port has none
+ * @pins: the pins the server must match
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): what to call when the connection is ready or
+ *   has failed
+ * @user_data: (closure): data for @callback
+ *
+ * Starts what [func@PinTls.connect] does without blocking: connects, then
+ * runs the handshake on the thread-default main context of the calling
+ * thread, where @callback is called. Call [func@PinTls.connect_finish]
+ * from it to get the connection.
+ *
+ * ```c
+ * static void
+ * connected_cb (GObject *source, GAsyncResult *result, gpointer user_data)
+ * {
+ *   g_autoptr(GError) error = NULL;
+ *   g_autoptr(PinTlsClientConnection) connection =
+ *     pin_tls_connect_finish (result, &error);
+ *
+ *   if (g_error_matches (error, PIN_TLS_ERROR, PIN_TLS_ERROR_PIN_MISMATCH))
+ *     g_printerr ("The server has a new certificate: please update.\n");
+ * }
+ *
+ * pin_tls_connect_async ("example.com:8443", 443, pins, NULL, connected_cb, NULL);
+ * ```
+ *
+ * From JavaScript, `Gio._promisify (PinTls, 'connect_async', 'connect_finish')`
+ * makes it awaitable.
+ */
+void
+pin_tls_connect_async (const char         *host_and_port,
+                       guint16             default_port,
+                       PinTlsPinSet       *pins,
+                       GCancellable       *cancellable,
+                       GAsyncReadyCallback callback,
+                       gpointer            user_data)
+{
+  g_autoptr(GSocketClient) client = NULL;
+  g_autoptr(GTask) task = NULL;
+  ConnectData *data;
+  GError *error = NULL;
+
+  g_return_if_fail (host_and_port != NULL);
+  g_return_if_fail (PIN_TLS_IS_PIN_SET (pins));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  task = g_task_new (NULL, cancellable, callback, user_data);
+  g_task_set_source_tag (task, pin_tls_connect_async);
+  data = g_new0 (ConnectData, 1);
+  data->pins = g_object_ref (pins);
+  g_task_set_task_data (task, data, (GDestroyNotify) connect_data_free);
+
+  data->address = g_network_address_parse (host_and_port, default_port, &error);
+  if (data->address == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+
+  client = g_socket_client_new ();
+  g_socket_client_connect_async (client, data->address, cancellable, connect_tcp_cb,
+                                 g_object_ref (task));
+}
+
+/**
+ * pin_tls_connect_finish:
+ * @result: the result given to the callback of [func@PinTls.connect_async]
+ * @error: return location for a #GError
+ *
+ * Finishes [func@PinTls.connect_async]. The errors are those of
+ * [func@PinTls.connect]: %PIN_TLS_ERROR_PIN_MISMATCH if the server
+ * presented no pinned certificate, an error in the %G_TLS_ERROR domain for
+ * other TLS failures, and one in the %G_IO_ERROR domain (such as
+ * %G_IO_ERROR_CANCELLED) if the server cannot be reached or the operation
+ * was cancelled. A cancelled operation never returns a connection.
+ *
+ * Returns: (transfer full): a connection that has completed its handshake,
+ *   or %NULL on error
+ */
+PinTlsClientConnection *
+pin_tls_connect_finish (GAsyncResult *result,
+                        GError      **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, NULL), NULL);
+  g_return_val_if_fail (g_async_result_is_tagged (result, pin_tls_connect_async), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
 }
 
 typedef struct

@@ -22,6 +22,18 @@ PinTlsClientConnection *pin_tls_connect (const char   *host_and_port,
                                          GError      **error);
 
 PIN_TLS_AVAILABLE_IN_ALL
+void pin_tls_connect_async (const char         *host_and_port,
+                            guint16             default_port,
+                            PinTlsPinSet       *pins,
+                            GCancellable       *cancellable,
+                            GAsyncReadyCallback callback,
+                            gpointer            user_data);
+
+PIN_TLS_AVAILABLE_IN_ALL
+PinTlsClientConnection *pin_tls_connect_finish (GAsyncResult *result,
+                                                GError      **error);
+
+PIN_TLS_AVAILABLE_IN_ALL
 GPtrArray *pin_tls_fetch_server_chain (const char   *host_and_port,
                                        guint16       default_port,
                                        const char   *server_name,

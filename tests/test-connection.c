@@ -6,6 +6,8 @@
 
 #include "test-utils.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 
 #define BULK_SIZE (8 * 1024 * 1024)
@@ -255,6 +257,49 @@ async_wait_clear (AsyncWait *wait)
 }
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (AsyncWait, async_wait_clear)
+
+/* For operations that must complete exactly once: counts the calls and
+ * keeps the last result. */
+static GAsyncResult *last_result;
+
+static void
+count_calls_cb (GObject      *source,
+                GAsyncResult *result,
+                gpointer      data)
+{
+  guint *n_calls = data;
+
+  g_set_object (&last_result, result);
+  (*n_calls)++;
+}
+
+static void
+iterate_until_count (const guint *count,
+                     guint        expected)
+{
+  gboolean timed_out = FALSE;
+  guint guard = g_timeout_add_seconds (TEST_TIMEOUT_SECONDS, timed_out_cb, &timed_out);
+
+  while (*count < expected && !timed_out)
+    g_main_context_iteration (NULL, TRUE);
+
+  g_assert_false (timed_out);
+  g_source_remove (guard);
+}
+
+/* The connection's socket does not wait for acknowledgements before
+ * sending the handshake's last flight. */
+static void
+assert_no_nagle (Fixture *fixture)
+{
+  GSocket *socket = g_socket_connection_get_socket (fixture->tcp);
+  g_autoptr(GError) error = NULL;
+  int value = 0;
+
+  g_assert_true (g_socket_get_option (socket, IPPROTO_TCP, TCP_NODELAY, &value, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (value, !=, 0);
+}
 
 static void
 assert_certificate_is (GTlsCertificate *certificate,
@@ -2061,9 +2106,134 @@ test_connect (Fixture      *fixture,
   g_assert_nonnull (fixture->connection);
   g_object_get (fixture->connection, "base-io-stream", &base, NULL);
   fixture_watch_tcp (fixture, G_SOCKET_CONNECTION (base));
+  assert_no_nagle (fixture);
 
   write_text (fixture, "connected");
   read_text (fixture, "connected");
+}
+
+static void
+connect_async (Fixture      *fixture,
+               const char   *address,
+               PinTlsPinSet *pins,
+               GCancellable *cancellable,
+               AsyncWait    *wait)
+{
+  pin_tls_connect_async (address ? address : test_server_get_address (fixture->server), 443,
+                         pins, cancellable, async_wait_cb, wait);
+  iterate_until (&wait->done);
+
+  g_assert_true (wait->thread == g_thread_self ());
+  g_assert_true (g_async_result_is_tagged (wait->result, pin_tls_connect_async));
+  g_assert_null (g_async_result_get_source_object (wait->result));
+}
+
+static void
+test_connect_async (Fixture      *fixture,
+                    gconstpointer data)
+{
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_auto(AsyncWait) wait = { NULL };
+  g_autoptr(GIOStream) base = NULL;
+  g_autoptr(GError) error = NULL;
+
+  connect_async (fixture, NULL, pins, NULL, &wait);
+  fixture->connection = pin_tls_connect_finish (wait.result, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (fixture->connection);
+  g_object_get (fixture->connection, "base-io-stream", &base, NULL);
+  fixture_watch_tcp (fixture, G_SOCKET_CONNECTION (base));
+  assert_no_nagle (fixture);
+  assert_peer (fixture);
+
+  write_text (fixture, "connected");
+  read_text (fixture, "connected");
+}
+
+static void
+test_connect_async_mismatch (Fixture      *fixture,
+                             gconstpointer data)
+{
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_auto(AsyncWait) wait = { NULL };
+  g_autoptr(PinTlsClientConnection) connection = NULL;
+  g_autoptr(GError) error = NULL;
+
+  connect_async (fixture, NULL, pins, NULL, &wait);
+  connection = pin_tls_connect_finish (wait.result, &error);
+  g_assert_null (connection);
+  assert_mismatch (error);
+  assert_server_refused (fixture);
+}
+
+/* Nothing listens on the port any more. */
+static void
+test_connect_async_refused (Fixture      *fixture,
+                            gconstpointer data)
+{
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_autofree char *address = g_strdup (test_server_get_address (fixture->server));
+  g_auto(AsyncWait) wait = { NULL };
+  g_autoptr(PinTlsClientConnection) connection = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_clear_pointer (&fixture->server, test_server_free);
+  connect_async (fixture, address, pins, NULL, &wait);
+  connection = pin_tls_connect_finish (wait.result, &error);
+  g_assert_null (connection);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED);
+
+  fixture->server = test_server_new (data);
+}
+
+static void
+test_connect_async_bad_address (Fixture      *fixture,
+                                gconstpointer data)
+{
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_auto(AsyncWait) wait = { NULL };
+  g_autoptr(PinTlsClientConnection) connection = NULL;
+  g_autoptr(GError) error = NULL;
+
+  connect_async (fixture, "[::1", pins, NULL, &wait);
+  connection = pin_tls_connect_finish (wait.result, &error);
+  g_assert_null (connection);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+}
+
+/* Against a server that never answers the ClientHello, cancelled before
+ * the connection, while connecting, or during the handshake: one callback,
+ * one cancellation error, no connection. */
+static void
+test_connect_async_cancelled (Fixture      *fixture,
+                              gconstpointer data)
+{
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  guint n_iterations;
+
+  for (n_iterations = 0; n_iterations < 12; n_iterations++)
+    {
+      g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+      g_autoptr(PinTlsClientConnection) connection = NULL;
+      g_autoptr(GError) error = NULL;
+      guint n_calls = 0;
+      guint i;
+
+      pin_tls_connect_async (test_server_get_address (fixture->server), 443, pins,
+                             cancellable, count_calls_cb, &n_calls);
+      for (i = 0; i < n_iterations && n_calls == 0; i++)
+        g_main_context_iteration (NULL, FALSE);
+      g_cancellable_cancel (cancellable);
+      iterate_until_count (&n_calls, 1);
+      while (g_main_context_iteration (NULL, FALSE))
+        ;
+
+      g_assert_cmpuint (n_calls, ==, 1);
+      connection = pin_tls_connect_finish (last_result, &error);
+      g_assert_null (connection);
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+      g_clear_object (&last_result);
+    }
 }
 
 static void
@@ -2214,6 +2384,11 @@ main (int   argc,
 
   add_test ("connect/match", &leaf1_server, test_connect);
   add_test ("connect/mismatch", &leaf2_server, test_connect_mismatch);
+  add_test ("connect/async", &leaf1_server, test_connect_async);
+  add_test ("connect/async-mismatch", &leaf2_server, test_connect_async_mismatch);
+  add_test ("connect/async-refused", &leaf1_server, test_connect_async_refused);
+  add_test ("connect/async-bad-address", &leaf1_server, test_connect_async_bad_address);
+  add_test ("connect/async-cancelled", &silent_server, test_connect_async_cancelled);
   add_test ("fetch-server-chain/chain", &leaf1_server, test_fetch_server_chain);
   add_test ("fetch-server-chain/cancelled", &silent_server, test_fetch_server_chain_cancelled);
 

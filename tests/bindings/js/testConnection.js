@@ -17,6 +17,7 @@ Gio._promisify(Gio.OutputStream.prototype, 'write_bytes_async');
 Gio._promisify(Gio.InputStream.prototype, 'read_bytes_async');
 Gio._promisify(Gio.DataInputStream.prototype, 'read_line_async', 'read_line_finish_utf8');
 Gio._promisify(Gio.IOStream.prototype, 'close_async');
+Gio._promisify(PinTls, 'connect_async', 'connect_finish');
 
 const address = env('PINTLS_TEST_ADDRESS');
 const rightPin = env('PINTLS_TEST_RIGHT_PIN');
@@ -79,6 +80,22 @@ test('the connect helper', async () => {
     const connection = PinTls.connect(address, 443, pinSet(rightPin), null);
     assert(connection instanceof PinTls.ClientConnection, 'a PinTls.ClientConnection');
     assertEqual(await echoAsync(connection, 'helper\n'), 'helper\n', 'echo');
+});
+
+test('the asynchronous connect helper, awaited', async () => {
+    const connection = await PinTls.connect_async(address, 443, pinSet(rightPin), null);
+    assert(connection instanceof PinTls.ClientConnection, 'a PinTls.ClientConnection');
+    assertEqual(connection.presented_pins[0], rightPin, 'handshake done');
+    assertEqual(await echoAsync(connection, 'async helper\n'), 'async helper\n', 'echo');
+
+    assertPinMismatch(await assertRejects(
+        PinTls.connect_async(address, 443, pinSet(wrongPin), null),
+        PinTls.Error, PinTls.Error.PIN_MISMATCH));
+
+    const cancellable = new Gio.Cancellable();
+    const cancelled = PinTls.connect_async(address, 443, pinSet(rightPin), cancellable);
+    cancellable.cancel();
+    await assertRejects(cancelled, Gio.IOErrorEnum, Gio.IOErrorEnum.CANCELLED);
 });
 
 test('properties', async () => {
