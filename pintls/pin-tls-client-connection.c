@@ -1125,13 +1125,14 @@ job_ready_cb (GObject *pollable,
 }
 
 /* Starts an asynchronous handshake on this thread's main context, or joins
- * the one already running; @task, if given, completes when it ends. */
-static void
+ * the one already running; @task, if given, completes when it ends.
+ * Returns why no handshake can start, leaving @task to the caller. */
+static GError *
 start_handshake_async (PinTlsClientConnection *self,
                        GCancellable           *cancellable,
                        GTask                  *task)
 {
-  g_autoptr(GError) error = NULL;
+  GError *error = NULL;
   HandshakeJob *job;
 
   g_mutex_lock (&self->lock);
@@ -1146,7 +1147,7 @@ start_handshake_async (PinTlsClientConnection *self,
 
       if (task != NULL && done)
         g_task_return_boolean (task, TRUE);
-      return;
+      return NULL;
     }
 
   error = op_refusal (self, OP_HANDSHAKE, NULL);
@@ -1156,9 +1157,7 @@ start_handshake_async (PinTlsClientConnection *self,
   if (error != NULL)
     {
       g_mutex_unlock (&self->lock);
-      if (task != NULL)
-        g_task_return_error (task, g_steal_pointer (&error));
-      return;
+      return error;
     }
 
   job = g_new0 (HandshakeJob, 1);
@@ -1175,6 +1174,8 @@ start_handshake_async (PinTlsClientConnection *self,
   g_mutex_unlock (&self->lock);
 
   job_schedule (job, g_idle_source_new (), job_step_cb);
+
+  return NULL;
 }
 
 static void
@@ -1186,12 +1187,18 @@ pin_tls_client_connection_handshake_async (GTlsConnection     *connection,
 {
   PinTlsClientConnection *self = PIN_TLS_CLIENT_CONNECTION (connection);
   g_autoptr(GTask) task = NULL;
+  GError *error;
 
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, pin_tls_client_connection_handshake_async);
   g_task_set_priority (task, io_priority);
+  /* The result is what happened to the connection: a cancellation that
+   * came after the handshake ended changes neither. */
+  g_task_set_check_cancellable (task, FALSE);
 
-  start_handshake_async (self, cancellable, task);
+  error = start_handshake_async (self, cancellable, task);
+  if (error != NULL)
+    g_task_return_error (task, error);
 }
 
 static gboolean
@@ -1216,6 +1223,7 @@ ensure_handshake (PinTlsClientConnection *self,
                   GCancellable           *cancellable,
                   GError                **error)
 {
+  GError *refusal;
   gboolean needed;
 
   g_mutex_lock (&self->lock);
@@ -1229,9 +1237,12 @@ ensure_handshake (PinTlsClientConnection *self,
     return pin_tls_client_connection_handshake (G_TLS_CONNECTION (self),
                                                 cancellable, error);
 
-  start_handshake_async (self, cancellable, NULL);
-  g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK,
-                       "Operation would block");
+  refusal = start_handshake_async (self, cancellable, NULL);
+  if (refusal != NULL)
+    g_propagate_error (error, refusal);
+  else
+    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK,
+                         "Operation would block");
   return FALSE;
 }
 

@@ -273,6 +273,19 @@ count_calls_cb (GObject      *source,
   (*n_calls)++;
 }
 
+/* Runs one iteration of the main context, waiting for it if need be. */
+static void
+iterate_once (void)
+{
+  gboolean timed_out = FALSE;
+  guint guard = g_timeout_add_seconds (TEST_TIMEOUT_SECONDS, timed_out_cb, &timed_out);
+
+  g_main_context_iteration (NULL, TRUE);
+
+  g_assert_false (timed_out);
+  g_source_remove (guard);
+}
+
 static void
 iterate_until_count (const guint *count,
                      guint        expected)
@@ -948,23 +961,82 @@ assert_mismatch (GError *error)
 }
 
 static void
-assert_failed_with_mismatch (Fixture *fixture)
+take_mismatch (GError *error)
 {
+  assert_mismatch (error);
+  g_error_free (error);
+}
+
+typedef void (*ErrorCheck) (GError *error);
+
+static void
+take_closed (GError *error)
+{
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED);
+  g_error_free (error);
+}
+
+/* Every way to read or write fails with the error @check expects, and the
+ * streams say they are ready, so that a caller waiting on them finds out;
+ * so does a handshake, if @handshake_fails. */
+static void
+assert_operations_fail (Fixture   *fixture,
+                        ErrorCheck check,
+                        gboolean   handshake_fails)
+{
+  GPollableInputStream *input = G_POLLABLE_INPUT_STREAM (fixture_input (fixture));
+  GPollableOutputStream *output = G_POLLABLE_OUTPUT_STREAM (fixture_output (fixture));
+  g_auto(AsyncWait) read_wait = { NULL };
+  g_auto(AsyncWait) write_wait = { NULL };
+  g_auto(AsyncWait) handshake_wait = { NULL };
   g_autoptr(GError) error = NULL;
   char byte;
 
-  g_assert_cmpint (g_input_stream_read (fixture_input (fixture), &byte, 1, NULL, &error),
-                   ==, -1);
-  assert_mismatch (error);
-  g_clear_error (&error);
+  g_assert_cmpint (g_input_stream_read (G_INPUT_STREAM (input), &byte, 1, NULL, &error), ==, -1);
+  check (g_steal_pointer (&error));
+  g_assert_cmpint (g_output_stream_write (G_OUTPUT_STREAM (output), "x", 1, NULL, &error), ==,
+                   -1);
+  check (g_steal_pointer (&error));
 
-  g_assert_cmpint (g_output_stream_write (fixture_output (fixture), "x", 1, NULL, &error),
+  g_assert_true (g_pollable_input_stream_is_readable (input));
+  g_assert_true (g_pollable_output_stream_is_writable (output));
+  g_assert_cmpint (g_pollable_input_stream_read_nonblocking (input, &byte, 1, NULL, &error),
                    ==, -1);
-  assert_mismatch (error);
-  g_clear_error (&error);
+  check (g_steal_pointer (&error));
+  g_assert_cmpint (g_pollable_output_stream_write_nonblocking (output, "x", 1, NULL, &error),
+                   ==, -1);
+  check (g_steal_pointer (&error));
+
+  g_input_stream_read_async (G_INPUT_STREAM (input), &byte, 1, G_PRIORITY_DEFAULT, NULL,
+                             async_wait_cb, &read_wait);
+  g_output_stream_write_async (G_OUTPUT_STREAM (output), "x", 1, G_PRIORITY_DEFAULT, NULL,
+                               async_wait_cb, &write_wait);
+  iterate_until (&read_wait.done);
+  iterate_until (&write_wait.done);
+  g_assert_cmpint (g_input_stream_read_finish (G_INPUT_STREAM (input), read_wait.result,
+                                               &error), ==, -1);
+  check (g_steal_pointer (&error));
+  g_assert_cmpint (g_output_stream_write_finish (G_OUTPUT_STREAM (output), write_wait.result,
+                                                 &error), ==, -1);
+  check (g_steal_pointer (&error));
+
+  if (!handshake_fails)
+    return;
 
   g_assert_false (fixture_handshake (fixture, &error));
-  assert_mismatch (error);
+  check (g_steal_pointer (&error));
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (fixture->connection), G_PRIORITY_DEFAULT,
+                                    NULL, async_wait_cb, &handshake_wait);
+  iterate_until (&handshake_wait.done);
+  g_assert_false (g_tls_connection_handshake_finish (G_TLS_CONNECTION (fixture->connection),
+                                                     handshake_wait.result, &error));
+  check (g_steal_pointer (&error));
+}
+
+static void
+assert_failed_with_mismatch (Fixture *fixture)
+{
+  assert_operations_fail (fixture, take_mismatch, TRUE);
 }
 
 static void
@@ -1159,6 +1231,56 @@ test_base_timeout (Fixture      *fixture,
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
 }
 
+/* The same for an asynchronous handshake: the base socket's timeout also
+ * bounds the waits of its sources. */
+static void
+test_base_timeout_async (Fixture      *fixture,
+                         gconstpointer data)
+{
+  g_auto(AsyncWait) wait = { NULL };
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_socket_set_timeout (g_socket_connection_get_socket (fixture->tcp), 1);
+
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (fixture->connection), G_PRIORITY_DEFAULT,
+                                    NULL, async_wait_cb, &wait);
+  iterate_until (&wait.done);
+  g_assert_false (g_tls_connection_handshake_finish (G_TLS_CONNECTION (fixture->connection),
+                                                     wait.result, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+}
+
+/* The echo server sends nothing unasked: reads time out, blocking or not,
+ * and the connection still works afterwards. */
+static void
+test_read_timeout (Fixture      *fixture,
+                   gconstpointer data)
+{
+  g_auto(AsyncWait) wait = { NULL };
+  g_autoptr(GError) error = NULL;
+  char buffer[8];
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_assert_true (fixture_handshake (fixture, &error));
+  g_socket_set_timeout (g_socket_connection_get_socket (fixture->tcp), 1);
+
+  g_assert_cmpint (g_input_stream_read (fixture_input (fixture), buffer, sizeof buffer, NULL,
+                                        &error), ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+  g_clear_error (&error);
+
+  g_input_stream_read_async (fixture_input (fixture), buffer, sizeof buffer, G_PRIORITY_DEFAULT,
+                             NULL, async_wait_cb, &wait);
+  iterate_until (&wait.done);
+  g_assert_cmpint (g_input_stream_read_finish (fixture_input (fixture), wait.result, &error),
+                   ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+
+  write_text (fixture, "still there");
+  read_text (fixture, "still there");
+}
+
 /* CA_AND_PINS ---------------------------------------------------------- */
 
 static void
@@ -1324,9 +1446,6 @@ static void
 test_close_sends_close_notify (Fixture      *fixture,
                                gconstpointer data)
 {
-  g_autoptr(GError) error = NULL;
-  char byte;
-
   fixture_connect_with (fixture, "host.test", "leaf1.pem");
   write_text (fixture, "x");
   read_text (fixture, "x");
@@ -1335,13 +1454,8 @@ test_close_sends_close_notify (Fixture      *fixture,
   assert_server_received (fixture, "x");
   g_assert_true (test_server_got_close_notify (fixture->server));
 
-  g_assert_cmpint (g_input_stream_read (fixture_input (fixture), &byte, 1, NULL, &error),
-                   ==, -1);
-  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED);
-  g_clear_error (&error);
-  g_assert_cmpint (g_output_stream_write (fixture_output (fixture), "y", 1, NULL, &error),
-                   ==, -1);
-  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED);
+  assert_operations_fail (fixture, take_closed, FALSE);
+  g_assert_true (fixture_handshake (fixture, NULL));
 }
 
 static void
@@ -1352,6 +1466,7 @@ test_close_before_handshake (Fixture      *fixture,
 
   close_connection (fixture);
   g_assert_true (g_io_stream_is_closed (G_IO_STREAM (fixture->tcp)));
+  assert_operations_fail (fixture, take_closed, TRUE);
 
   test_server_wait (fixture->server);
   g_assert_false (test_server_got_client_hello (fixture->server));
@@ -1976,6 +2091,236 @@ test_blocking_read_in_handler_sync (Fixture      *fixture,
 
 /* Cancellation and threads --------------------------------------------- */
 
+typedef struct
+{
+  GCancellable *cancellable;
+  gulong delay;
+} DelayedCancel;
+
+static gpointer
+delayed_cancel_thread (gpointer data)
+{
+  DelayedCancel *cancel = data;
+
+  g_usleep (cancel->delay);
+  g_cancellable_cancel (cancel->cancellable);
+
+  return NULL;
+}
+
+/* Cancels an asynchronous handshake after @n_iterations of the main
+ * context (or not at all if it is over by then), or from another thread
+ * @delay microseconds after it starts. Returns whether it was cancelled;
+ * either way it completed exactly once. */
+static gboolean
+cancel_handshake_after (Fixture *fixture,
+                        guint    n_iterations,
+                        gulong   delay)
+{
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  GTlsConnection *connection = G_TLS_CONNECTION (fixture->connection);
+  DelayedCancel cancel = { cancellable, delay };
+  GThread *canceller = NULL;
+  g_autoptr(GError) error = NULL;
+  guint n_calls = 0;
+  guint i;
+
+  g_tls_connection_handshake_async (connection, G_PRIORITY_DEFAULT, cancellable, count_calls_cb,
+                                    &n_calls);
+  if (delay > 0)
+    canceller = g_thread_new ("canceller", delayed_cancel_thread, &cancel);
+  for (i = 0; i < n_iterations && n_calls == 0; i++)
+    iterate_once ();
+  if (canceller == NULL)
+    g_cancellable_cancel (cancellable);
+  iterate_until_count (&n_calls, 1);
+  if (canceller != NULL)
+    g_thread_join (canceller);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_assert_cmpuint (n_calls, ==, 1);
+
+  if (g_tls_connection_handshake_finish (connection, last_result, &error))
+    return FALSE;
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+
+  return TRUE;
+}
+
+/* The handshake is cancelled before each step it takes, in turn, then
+ * from another thread at times spread over it: each time it completes
+ * once, and a cancelled one leaves the connection failed for good, while
+ * one that finished first works. */
+static void
+test_cancel_handshake_steps (Fixture      *fixture,
+                             gconstpointer data)
+{
+  guint n_cancelled = 0;
+  guint run;
+
+  for (run = 0; run < 32; run++)
+    {
+      guint n_iterations = run < 8 ? run : G_MAXUINT;
+      gulong delay = run < 8 ? 0 : (run - 7) * 250;
+      g_autoptr(GError) error = NULL;
+      char byte;
+
+      fixture_connect_with (fixture, "host.test", "leaf1.pem");
+      if (cancel_handshake_after (fixture, n_iterations, delay))
+        {
+          n_cancelled++;
+          g_assert_false (fixture_handshake (fixture, &error));
+          g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+          g_clear_error (&error);
+          g_assert_cmpint (g_input_stream_read (fixture_input (fixture), &byte, 1, NULL,
+                                                &error), ==, -1);
+          g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+        }
+      else
+        {
+          write_text (fixture, "done");
+          read_text (fixture, "done");
+        }
+
+      close_connection (fixture);
+      g_clear_object (&fixture->connection);
+      test_server_wait (fixture->server);
+    }
+
+  g_clear_object (&last_result);
+  g_test_message ("%u of 32 handshakes cancelled", n_cancelled);
+  g_assert_cmpuint (n_cancelled, >, 0);
+}
+
+/* An asynchronous read, cancelled after a number of main context
+ * iterations while it waits for data: it completes once, cancelled, and
+ * the connection goes on working. */
+static void
+test_cancel_read_steps (Fixture      *fixture,
+                        gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  guint n_iterations;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_assert_true (fixture_handshake (fixture, &error));
+
+  for (n_iterations = 0; n_iterations < 6; n_iterations++)
+    {
+      g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+      char buffer[8];
+      guint n_calls = 0;
+      guint i;
+
+      g_input_stream_read_async (fixture_input (fixture), buffer, sizeof buffer,
+                                 G_PRIORITY_DEFAULT, cancellable, count_calls_cb, &n_calls);
+      for (i = 0; i < n_iterations; i++)
+        g_main_context_iteration (NULL, FALSE);
+      g_cancellable_cancel (cancellable);
+      iterate_until_count (&n_calls, 1);
+      while (g_main_context_iteration (NULL, FALSE))
+        ;
+
+      g_assert_cmpuint (n_calls, ==, 1);
+      g_assert_cmpint (g_input_stream_read_finish (fixture_input (fixture), last_result,
+                                                   &error), ==, -1);
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+      g_clear_error (&error);
+
+      write_text (fixture, "on");
+      read_text (fixture, "on");
+    }
+
+  g_clear_object (&last_result);
+}
+
+static gpointer
+cancelled_read_thread (gpointer data)
+{
+  Fixture *fixture = data;
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GError) error = NULL;
+  char byte;
+
+  g_cancellable_cancel (cancellable);
+  g_assert_cmpint (g_input_stream_read (fixture_input (fixture), &byte, 1, cancellable,
+                                        &error), ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+
+  return NULL;
+}
+
+/* A blocking read on another thread gives up waiting for the handshake
+ * this thread's main loop runs when its cancellable is cancelled: it
+ * fails, and the handshake it waited for does not. */
+static void
+test_cancel_waiting_read (Fixture      *fixture,
+                          gconstpointer data)
+{
+  g_auto(AsyncWait) wait = { NULL };
+  g_autoptr(GError) error = NULL;
+  GThread *reader;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (fixture->connection), G_PRIORITY_DEFAULT,
+                                    NULL, async_wait_cb, &wait);
+
+  reader = g_thread_new ("reader", cancelled_read_thread, fixture);
+  g_thread_join (reader);
+  iterate_until (&wait.done);
+
+  g_assert_true (g_tls_connection_handshake_finish (G_TLS_CONNECTION (fixture->connection),
+                                                    wait.result, &error));
+  g_assert_no_error (error);
+  write_text (fixture, "fine");
+  read_text (fixture, "fine");
+}
+
+typedef struct
+{
+  Fixture *fixture;
+  GCancellable *cancellable;
+} CancellableRead;
+
+static gpointer
+blocked_read_thread (gpointer data)
+{
+  CancellableRead *read = data;
+  g_autoptr(GError) error = NULL;
+  char byte;
+
+  g_assert_cmpint (g_input_stream_read (fixture_input (read->fixture), &byte, 1,
+                                        read->cancellable, &error), ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+
+  return NULL;
+}
+
+/* A blocking read waiting on the socket for data that never comes ends
+ * when another thread cancels it. */
+static void
+test_cancel_blocked_read (Fixture      *fixture,
+                          gconstpointer data)
+{
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  CancellableRead read = { fixture, cancellable };
+  g_autoptr(GError) error = NULL;
+  GThread *reader;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_assert_true (fixture_handshake (fixture, &error));
+
+  /* Whether the read is already waiting when the cancellation comes or
+   * not, it fails the same way. */
+  reader = g_thread_new ("reader", blocked_read_thread, &read);
+  g_usleep (G_USEC_PER_SEC / 20);
+  g_cancellable_cancel (cancellable);
+  g_thread_join (reader);
+
+  write_text (fixture, "fine");
+  read_text (fixture, "fine");
+}
+
 static void
 test_cancelled_handshake (Fixture      *fixture,
                           gconstpointer data)
@@ -2336,7 +2681,9 @@ main (int   argc,
   add_test ("rotation", &leaf2_server, test_rotation);
   add_test ("pin-only/self-signed", &self_server, test_pin_only_self_signed);
   add_test ("not-tls", &http_server, test_not_tls);
-  add_test ("base-timeout", &silent_server, test_base_timeout);
+  add_test ("timeout/handshake", &silent_server, test_base_timeout);
+  add_test ("timeout/async-handshake", &silent_server, test_base_timeout_async);
+  add_test ("timeout/read", &leaf1_server, test_read_timeout);
 
   add_test ("ca-and-pins/trusted", &leaf1_server, test_ca_and_pins_trusted);
   add_test ("ca-and-pins/wrong-identity", &leaf1_server, test_ca_and_pins_wrong_identity);
@@ -2378,7 +2725,11 @@ main (int   argc,
             test_blocking_read_in_handler_async);
   add_test ("blocking-read-in-handler", &leaf1_server, test_blocking_read_in_handler_sync);
 
-  add_test ("cancelled-handshake", &leaf1_server, test_cancelled_handshake);
+  add_test ("cancel/before-handshake", &leaf1_server, test_cancelled_handshake);
+  add_test ("cancel/handshake-steps", &leaf1_server, test_cancel_handshake_steps);
+  add_test ("cancel/read-steps", &leaf1_server, test_cancel_read_steps);
+  add_test ("cancel/waiting-read", &leaf1_server, test_cancel_waiting_read);
+  add_test ("cancel/blocked-read", &leaf1_server, test_cancel_blocked_read);
   add_test ("concurrent-read-write", &leaf1_server, test_concurrent_read_write);
   add_test ("concurrent-first-operations", &leaf1_server, test_concurrent_first_operations);
 
