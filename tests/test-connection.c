@@ -10,7 +10,11 @@
 #include <netinet/tcp.h>
 #include <string.h>
 
-#define BULK_SIZE (8 * 1024 * 1024)
+/* What the bulk test moves each way: the writer's chunk repeats a pattern
+ * of 251 bytes, a prime, so that a record lost, doubled or reordered shows. */
+#define BULK_SIZE (64 * 1024 * 1024)
+#define BULK_PATTERN 251
+#define BULK_CHUNK (BULK_PATTERN * 1024)
 
 static const TestServerOptions leaf1_server = { "leaf1-chain.pem", "leaf1.key" };
 static const TestServerOptions leaf2_server = { "leaf2-chain.pem", "leaf2.key" };
@@ -35,6 +39,10 @@ static const TestServerOptions renegotiating_server = {
   .renegotiate = TRUE,
   .renegotiate_chain = "leaf2-chain.pem",
   .renegotiate_key = "leaf2.key",
+};
+static const TestServerOptions concurrent_server = {
+  "leaf1-chain.pem", "leaf1.key",
+  .concurrent = TRUE,
 };
 static const TestServerOptions no_ems_server = {
   "leaf1-chain.pem", "leaf1.key",
@@ -2346,54 +2354,200 @@ test_cancelled_handshake (Fixture      *fixture,
 }
 
 static guint8 *
-bulk_pattern_new (void)
+bulk_chunk_new (void)
 {
-  guint8 *pattern = g_malloc (BULK_SIZE);
+  guint8 *chunk = g_malloc (BULK_CHUNK);
   gsize i;
 
-  for (i = 0; i < BULK_SIZE; i++)
-    pattern[i] = i % 251;
+  for (i = 0; i < BULK_CHUNK; i++)
+    chunk[i] = i % BULK_PATTERN;
 
-  return pattern;
+  return chunk;
 }
 
 static gpointer
 write_bulk_thread (gpointer data)
 {
   GOutputStream *output = data;
-  g_autofree guint8 *pattern = bulk_pattern_new ();
+  g_autofree guint8 *chunk = bulk_chunk_new ();
   g_autoptr(GError) error = NULL;
-  gsize written = 0;
+  gsize total = 0;
 
-  g_output_stream_write_all (output, pattern, BULK_SIZE, &written, NULL, &error);
+  while (total < BULK_SIZE && error == NULL)
+    {
+      gsize written = 0;
+
+      g_output_stream_write_all (output, chunk, MIN (BULK_CHUNK, BULK_SIZE - total), &written,
+                                 NULL, &error);
+      total += written;
+    }
   g_assert_no_error (error);
-  g_assert_cmpuint (written, ==, BULK_SIZE);
+  g_assert_cmpuint (total, ==, BULK_SIZE);
 
   return NULL;
 }
 
-/* One thread writes while this one reads, through the echo server, so both
- * directions are busy at once. */
+/* Reads BULK_SIZE bytes, checking each against the pattern as it comes. */
+static gpointer
+read_bulk_thread (gpointer data)
+{
+  GInputStream *input = data;
+  g_autofree guint8 *buffer = g_malloc (65536);
+  g_autoptr(GError) error = NULL;
+  gsize total = 0;
+
+  while (total < BULK_SIZE)
+    {
+      gssize n = g_input_stream_read (input, buffer, MIN (65536, BULK_SIZE - total), NULL,
+                                      &error);
+      gssize i;
+
+      g_assert_no_error (error);
+      g_assert_cmpint (n, >, 0);
+      for (i = 0; i < n; i++)
+        if (buffer[i] != (total + i) % BULK_PATTERN)
+          g_error ("byte %" G_GSIZE_FORMAT " is %u", total + i, buffer[i]);
+      total += n;
+    }
+
+  return NULL;
+}
+
+/* One thread writes 64 MiB while another reads them back from the echo
+ * server, so that both directions are busy at once for a long time. */
 static void
 test_concurrent_read_write (Fixture      *fixture,
                             gconstpointer data)
 {
-  g_autofree guint8 *expected = bulk_pattern_new ();
-  g_autofree guint8 *received = g_malloc (BULK_SIZE);
   g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) received = NULL;
   GThread *writer;
-  gsize n_read = 0;
+  GThread *reader;
 
   fixture_connect_with (fixture, "host.test", "leaf1.pem");
   g_assert_true (fixture_handshake (fixture, &error));
 
   writer = g_thread_new ("bulk-writer", write_bulk_thread, fixture_output (fixture));
-  g_input_stream_read_all (fixture_input (fixture), received, BULK_SIZE, &n_read, NULL,
-                           &error);
+  reader = g_thread_new ("bulk-reader", read_bulk_thread, fixture_input (fixture));
   g_thread_join (writer);
+  g_thread_join (reader);
+
+  close_connection (fixture);
+  test_server_wait (fixture->server);
+  received = test_server_get_received (fixture->server);
+  g_assert_cmpuint (g_bytes_get_size (received), ==, BULK_SIZE);
+}
+
+#define N_CONCURRENT 200
+
+static guint
+count_open_descriptors (void)
+{
+  g_autoptr(GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
+  guint n = 0;
+
+  g_assert_nonnull (dir);
+  while (g_dir_read_name (dir) != NULL)
+    n++;
+
+  return n;
+}
+
+typedef struct
+{
+  GPtrArray *connections;   /* PinTlsClientConnection, as they complete */
+  guint n_done;
+  guint n_failed;
+  guint n_finalized;
+} ConcurrentRun;
+
+static void
+concurrent_finalized_cb (gpointer data,
+                         GObject *connection)
+{
+  ConcurrentRun *run = data;
+
+  run->n_finalized++;
+}
+
+static void
+concurrent_connected_cb (GObject      *source,
+                         GAsyncResult *result,
+                         gpointer      data)
+{
+  ConcurrentRun *run = data;
+  g_autoptr(GError) error = NULL;
+  PinTlsClientConnection *connection = pin_tls_connect_finish (result, &error);
 
   g_assert_no_error (error);
-  g_assert_cmpmem (received, n_read, expected, BULK_SIZE);
+  g_object_weak_ref (G_OBJECT (connection), concurrent_finalized_cb, run);
+  g_ptr_array_add (run->connections, connection);
+  run->n_done++;
+}
+
+static void
+concurrent_closed_cb (GObject      *source,
+                      GAsyncResult *result,
+                      gpointer      data)
+{
+  ConcurrentRun *run = data;
+  g_autoptr(GError) error = NULL;
+
+  if (!g_io_stream_close_finish (G_IO_STREAM (source), result, &error))
+    run->n_failed++;
+  run->n_done++;
+}
+
+/* Makes @n pinned connections at once, all in this thread's main loop,
+ * then closes them all at once, checks that they are gone, and waits for
+ * the server to be done with them. */
+static void
+connect_and_close (TestServer   *server,
+                   PinTlsPinSet *pins,
+                   guint         n)
+{
+  ConcurrentRun run = { g_ptr_array_new_with_free_func (g_object_unref), 0, 0, 0 };
+  guint i;
+
+  for (i = 0; i < n; i++)
+    pin_tls_connect_async (test_server_get_address (server), 443, pins, NULL,
+                           concurrent_connected_cb, &run);
+  iterate_until_count (&run.n_done, n);
+  g_assert_cmpuint (run.connections->len, ==, n);
+
+  run.n_done = 0;
+  for (i = 0; i < n; i++)
+    g_io_stream_close_async (g_ptr_array_index (run.connections, i), G_PRIORITY_DEFAULT, NULL,
+                             concurrent_closed_cb, &run);
+  iterate_until_count (&run.n_done, n);
+  g_assert_cmpuint (run.n_failed, ==, 0);
+
+  g_ptr_array_unref (run.connections);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_assert_cmpuint (run.n_finalized, ==, n);
+  test_server_wait_n (server, n);
+}
+
+/* 200 pinned handshakes at once in one main loop, against one server that
+ * serves them all at the same time (one at a time, they would wait for
+ * each other for ever); then all closed, leaving no connection and no
+ * descriptor behind. */
+static void
+test_concurrent_handshakes (Fixture      *fixture,
+                            gconstpointer data)
+{
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  guint n_descriptors;
+
+  /* GLib opens some descriptors once, at their first use. */
+  connect_and_close (fixture->server, pins, 1);
+  n_descriptors = count_open_descriptors ();
+
+  connect_and_close (fixture->server, pins, N_CONCURRENT);
+  g_assert_cmpuint (test_server_count_handshakes (fixture->server), ==, N_CONCURRENT + 1);
+  g_assert_true (test_server_got_close_notify (fixture->server));
+  g_assert_cmpuint (count_open_descriptors (), ==, n_descriptors);
 }
 
 static gpointer
@@ -2731,6 +2885,7 @@ main (int   argc,
   add_test ("cancel/waiting-read", &leaf1_server, test_cancel_waiting_read);
   add_test ("cancel/blocked-read", &leaf1_server, test_cancel_blocked_read);
   add_test ("concurrent-read-write", &leaf1_server, test_concurrent_read_write);
+  add_test ("concurrent-handshakes", &concurrent_server, test_concurrent_handshakes);
   add_test ("concurrent-first-operations", &leaf1_server, test_concurrent_first_operations);
 
   add_test ("connect/match", &leaf1_server, test_connect);

@@ -452,7 +452,12 @@ serve_connection (TestServer       *server,
   if (ret == GNUTLS_E_FATAL_ALERT_RECEIVED)
     report->alert = gnutls_alert_get (session);
   if (ret == 0)
-    report_session (session, report);
+    {
+      report_session (session, report);
+      g_mutex_lock (&server->lock);
+      server->n_handshakes++;
+      g_mutex_unlock (&server->lock);
+    }
 
   if (ret == 0 && server->greeting != NULL)
     send_all (session, (const guint8 *) server->greeting, strlen (server->greeting));
@@ -537,8 +542,6 @@ serve_client (TestServer *server,
   g_mutex_lock (&server->lock);
   g_hash_table_remove (server->client_fds, GINT_TO_POINTER (fd));
   close (fd);
-  if (report.handshake_result == 0 && !server->no_tls)
-    server->n_handshakes++;
   report_clear (&server->report);
   server->report = report;
   server->n_finished++;

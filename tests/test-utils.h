@@ -87,7 +87,7 @@ void test_server_wait (TestServer *server);
 void test_server_wait_n (TestServer *server,
                          guint       n);
 
-/* How many connections so far ended with a successful handshake. */
+/* How many connections so far completed a handshake. */
 guint test_server_count_handshakes (TestServer *server);
 
 /* The handshake result of the last connection: 0 or a GnuTLS error. */
