@@ -44,6 +44,11 @@ static const TestServerOptions concurrent_server = {
   "leaf1-chain.pem", "leaf1.key",
   .concurrent = TRUE,
 };
+/* Its greeting, made in main(), spans several TLS records. */
+static TestServerOptions long_greeting_server = {
+  "leaf1-chain.pem", "leaf1.key",
+  .no_close_notify = TRUE,
+};
 static const TestServerOptions no_ems_server = {
   "leaf1-chain.pem", "leaf1.key",
   .priority = "NORMAL:-VERS-ALL:+VERS-TLS1.2:%NO_SESSION_HASH",
@@ -922,6 +927,85 @@ test_echo (Fixture      *fixture,
 
   close_connection (fixture);
   assert_server_received (fixture, "ping\nline one\nline two\n");
+  g_assert_true (test_server_got_close_notify (fixture->server));
+}
+
+static void
+read_line_cb (GObject      *source,
+              GAsyncResult *result,
+              gpointer      data)
+{
+  GPtrArray *lines = data;
+  g_autoptr(GError) error = NULL;
+  char *line;
+
+  line = g_data_input_stream_read_line_finish_utf8 (G_DATA_INPUT_STREAM (source), result, NULL,
+                                                    &error);
+  g_assert_no_error (error);
+  g_ptr_array_add (lines, line);
+}
+
+/* GDataInputStream's asynchronous line reading, over the pollable input
+ * stream, on this thread. */
+static void
+test_data_input_stream_async (Fixture      *fixture,
+                              gconstpointer data)
+{
+  g_autoptr(GDataInputStream) stream = NULL;
+  g_autoptr(GPtrArray) lines = g_ptr_array_new_with_free_func (g_free);
+  guint i;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  stream = g_data_input_stream_new (fixture_input (fixture));
+  write_text (fixture, "line one\nline two\nline three\n");
+
+  for (i = 0; i < 3; i++)
+    {
+      g_data_input_stream_read_line_async (stream, G_PRIORITY_DEFAULT, NULL, read_line_cb,
+                                           lines);
+      iterate_until_count (&lines->len, i + 1);
+    }
+
+  g_assert_cmpstr (g_ptr_array_index (lines, 0), ==, "line one");
+  g_assert_cmpstr (g_ptr_array_index (lines, 1), ==, "line two");
+  g_assert_cmpstr (g_ptr_array_index (lines, 2), ==, "line three");
+}
+
+/* g_io_stream_splice_async() between the connection and a pair of memory
+ * streams: the request goes to the server, while the server's long
+ * greeting, ended without close_notify (not required here), comes into
+ * memory; then both are closed. */
+static void
+test_splice (Fixture      *fixture,
+             gconstpointer data)
+{
+  const TestServerOptions *options = data;
+  g_autoptr(GInputStream) request = NULL;
+  g_autoptr(GOutputStream) reply = g_memory_output_stream_new_resizable ();
+  g_autoptr(GIOStream) memory = NULL;
+  g_autoptr(GBytes) received = NULL;
+  g_auto(AsyncWait) wait = { NULL };
+  g_autoptr(GError) error = NULL;
+  GMemoryOutputStream *replied = G_MEMORY_OUTPUT_STREAM (reply);
+
+  request = g_memory_input_stream_new_from_data ("spliced request\n", -1, NULL);
+  memory = g_simple_io_stream_new (request, reply);
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_tls_connection_set_require_close_notify (G_TLS_CONNECTION (fixture->connection), FALSE);
+
+  g_io_stream_splice_async (G_IO_STREAM (fixture->connection), memory,
+                            G_IO_STREAM_SPLICE_CLOSE_STREAM1 | G_IO_STREAM_SPLICE_CLOSE_STREAM2
+                            | G_IO_STREAM_SPLICE_WAIT_FOR_BOTH,
+                            G_PRIORITY_DEFAULT, NULL, async_wait_cb, &wait);
+  iterate_until (&wait.done);
+  g_assert_true (g_io_stream_splice_finish (wait.result, &error));
+  g_assert_no_error (error);
+
+  g_assert_true (g_io_stream_is_closed (G_IO_STREAM (fixture->connection)));
+  g_assert_cmpmem (g_memory_output_stream_get_data (replied),
+                   g_memory_output_stream_get_data_size (replied),
+                   options->greeting, strlen (options->greeting));
+  assert_server_received (fixture, "spliced request\n");
   g_assert_true (test_server_got_close_notify (fixture->server));
 }
 
@@ -2801,6 +2885,19 @@ test_fetch_server_chain_cancelled (Fixture      *fixture,
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
 }
 
+/* Lines of text, @size bytes in all; never freed. */
+static char *
+long_text (gsize size)
+{
+  GString *text = g_string_sized_new (size);
+
+  while (text->len < size)
+    g_string_append_printf (text, "line %" G_GSIZE_FORMAT "\n", text->len);
+  g_string_truncate (text, size);
+
+  return g_string_free (text, FALSE);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -2809,6 +2906,7 @@ main (int   argc,
   g_setenv ("GIO_USE_PROXY_RESOLVER", "dummy", TRUE);
   g_setenv ("GSETTINGS_BACKEND", "memory", TRUE);
   g_test_init (&argc, &argv, NULL);
+  long_greeting_server.greeting = long_text (100 * 1024);
 
   add_test ("handshake-sync", &leaf1_server, test_handshake_sync);
   add_test ("properties/all", &leaf1_server, test_properties_all);
@@ -2823,6 +2921,8 @@ main (int   argc,
   add_test ("channel-binding/no-extended-master-secret", &no_ems_server,
             test_channel_binding_no_ems);
   add_test ("echo", &leaf1_server, test_echo);
+  add_test ("data-input-stream-async", &leaf1_server, test_data_input_stream_async);
+  add_test ("splice", &long_greeting_server, test_splice);
   add_test ("renegotiation-refused", &renegotiating_server, test_renegotiation_refused);
 
   add_test ("mismatch", &leaf2_server, test_mismatch);
