@@ -44,7 +44,9 @@
  * call.
  *
  * The first read or write runs the handshake if the application has not.
- * One thread may read while another writes. Session resumption is off.
+ * One thread may read while another writes. Session resumption is off
+ * unless [property@PinTls.ClientConnection:session-resumption-enabled]
+ * turns it on; a resumed session has its pins checked like a new one.
  */
 
 #include "pin-tls-private.h"
@@ -113,6 +115,7 @@ struct _PinTlsClientConnection
   gboolean require_close_notify;
   GTlsCertificateFlags validation_flags;
   char **advertised_protocols;
+  gboolean resumption_enabled;
   char *server_name;
   PinTlsTrust *trust;
 
@@ -126,6 +129,13 @@ struct _PinTlsClientConnection
   char *ciphersuite_name;
   GList *accepted_cas;            /* GByteArray */
   gboolean accepted_cas_changed;  /* since the last notification */
+  gboolean session_resumed;
+
+  /* Resumption; guarded by lock. */
+  char *session_key;              /* what this handshake's sessions are filed under */
+  GBytes *session_data;           /* the last session this connection saved */
+  char *copied_session_key;       /* from copy_session_state(), to offer */
+  GBytes *copied_session_data;
 
   /* Operations; guarded by lock. */
   GMutex lock;
@@ -154,6 +164,8 @@ enum
   PROP_PINS,
   PROP_MODE,
   PROP_PRESENTED_PINS,
+  PROP_SESSION_RESUMPTION_ENABLED,
+  PROP_SESSION_RESUMED,
   N_OWN_PROPS,
 
   /* GTlsConnection */
@@ -706,8 +718,167 @@ set_alpn (PinTlsClientConnection *self,
   return TRUE;
 }
 
+/* Resumption ----------------------------------------------------------- */
+
+/* The pins this handshake enforces: the one place the pin check and the
+ * session key get them from. */
+static PinTlsPinSet *
+handshake_pins (PinTlsClientConnection *self)
+{
+  return self->pins;
+}
+
+/* Where CA_AND_PINS mode takes its authorities from. An explicit database
+ * is told apart by its address only: one freed and another made at the
+ * same address could share sessions, which the check of every resumed
+ * session still refuses if the new one would not trust them. */
+static char *
+describe_trust_source (PinTlsClientConnection *self)
+{
+  if (self->mode != PIN_TLS_MODE_CA_AND_PINS)
+    return g_strdup ("pins only");
+  if (!self->database_is_set && self->use_system_certdb)
+    return g_strdup ("system authorities");
+
+  return g_strdup_printf ("database %p", (gpointer) self->database);
+}
+
+/* A digest of what this connection enforces: everything a session's key
+ * must tell apart besides the server. */
+static void
+compute_enforced_digest (PinTlsClientConnection *self,
+                         guint8                 *digest)
+{
+  g_autoptr(GChecksum) checksum = g_checksum_new (G_CHECKSUM_SHA256);
+  g_autofree char *trust = describe_trust_source (self);
+  gsize length = PIN_TLS_DIGEST_SIZE;
+
+  g_checksum_update (checksum, _pin_tls_pin_set_get_digest (handshake_pins (self)),
+                     PIN_TLS_DIGEST_SIZE);
+  g_checksum_update (checksum, (const guchar *) trust, strlen (trust) + 1);
+  g_checksum_get_digest (checksum, digest, &length);
+}
+
+static guint
+identity_port (GSocketConnectable *identity)
+{
+  if (G_IS_NETWORK_ADDRESS (identity))
+    return g_network_address_get_port (G_NETWORK_ADDRESS (identity));
+  if (G_IS_INET_SOCKET_ADDRESS (identity))
+    return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (identity));
+
+  return 0;
+}
+
+/* Called with the lock held: the session copy_session_state() gave, if it
+ * was saved under @key, or else one from the cache. Either way nothing is
+ * left to offer a second time. */
+static GBytes *
+take_session (PinTlsClientConnection *self,
+              const char             *key)
+{
+  GBytes *data = NULL;
+
+  if (g_strcmp0 (self->copied_session_key, key) == 0)
+    data = g_steal_pointer (&self->copied_session_data);
+  g_clear_pointer (&self->copied_session_data, g_bytes_unref);
+  g_clear_pointer (&self->copied_session_key, g_free);
+
+  return data;
+}
+
+/* With resumption on, offers a saved session for this server and what
+ * this connection enforces; with it off, asks for no tickets either. */
+static gboolean
+prepare_resumption (PinTlsClientConnection *self,
+                    GError                **error)
+{
+  guint8 enforced[PIN_TLS_DIGEST_SIZE];
+  g_autoptr(GBytes) data = NULL;
+  gconstpointer bytes;
+  char *key;
+  gsize size;
+  int ret;
+
+  if (!self->resumption_enabled)
+    {
+      ret = gnutls_set_default_priority_append (self->session, "%NO_TICKETS", NULL, 0);
+      if (ret < 0)
+        g_set_error (error, G_TLS_ERROR, G_TLS_ERROR_MISC,
+                     "Cannot turn session tickets off: %s", gnutls_strerror (ret));
+      return ret == 0;
+    }
+
+  compute_enforced_digest (self, enforced);
+  key = _pin_tls_session_cache_key (self->server_name,
+                                    identity_port (self->server_identity), enforced);
+
+  g_mutex_lock (&self->lock);
+  g_free (self->session_key);
+  self->session_key = key;
+  data = take_session (self, key);
+  g_mutex_unlock (&self->lock);
+
+  if (data == NULL)
+    data = _pin_tls_session_cache_take (key);
+  if (data == NULL)
+    return TRUE;
+
+  bytes = g_bytes_get_data (data, &size);
+  ret = gnutls_session_set_data (self->session, bytes, size);
+  CONNECTION_DEBUG (self, "offering a saved session%s%s",
+                    ret < 0 ? ", which GnuTLS cannot use: " : "",
+                    ret < 0 ? gnutls_strerror (ret) : "");
+
+  return TRUE;
+}
+
+/* Saves the session for later connections, if this one completed its
+ * handshake, pins checked, with resumption on. */
+static void
+save_session (PinTlsClientConnection *self)
+{
+  gnutls_datum_t datum = { NULL, 0 };
+  g_autoptr(GBytes) data = NULL;
+  g_autofree char *key = NULL;
+  gboolean resumable;
+
+  g_mutex_lock (&self->lock);
+  resumable = self->resumption_enabled && self->handshake_done
+              && self->handshake_error == NULL && self->session_key != NULL;
+  g_mutex_unlock (&self->lock);
+
+  if (!resumable || gnutls_session_get_data2 (self->session, &datum) < 0)
+    return;
+  data = g_bytes_new_with_free_func (datum.data, datum.size, gnutls_free, datum.data);
+
+  g_mutex_lock (&self->lock);
+  key = g_strdup (self->session_key);
+  g_clear_pointer (&self->session_data, g_bytes_unref);
+  self->session_data = g_bytes_ref (data);
+  g_mutex_unlock (&self->lock);
+
+  _pin_tls_session_cache_store (key, data);
+  CONNECTION_DEBUG (self, "saved the session for resumption");
+}
+
+/* A TLS 1.3 server sends its tickets after the handshake: this runs in
+ * the thread reading when one arrives. Under TLS 1.2, the session is
+ * saved when the handshake completes. */
+static void
+ticket_cb (gpointer user_data)
+{
+  PinTlsClientConnection *self = user_data;
+
+  if (gnutls_protocol_get_version (self->session) == GNUTLS_TLS1_3
+      && (gnutls_session_get_flags (self->session) & GNUTLS_SFLAGS_SESSION_TICKET))
+    save_session (self);
+}
+
+/* Handshake, continued ------------------------------------------------- */
+
 /* Fixes what this handshake runs with: the server name, sent as SNI unless
- * it is an IP address, the trust, the pin check and ALPN. */
+ * it is an IP address, the trust, the pin check, resumption and ALPN. */
 static gboolean
 prepare_handshake (PinTlsClientConnection *self,
                    GError                **error)
@@ -740,18 +911,19 @@ prepare_handshake (PinTlsClientConnection *self,
         return FALSE;
     }
 
-  check = _pin_tls_session_install (self->session, self->pins, self->mode,
+  check = _pin_tls_session_install (self->session, handshake_pins (self), self->mode,
                                     self->server_name, self->trust, TRUE, error);
   if (check == NULL)
     return FALSE;
   _pin_tls_session_check_set_hook (check, verdict_cb, self);
+  _pin_tls_session_check_set_ticket_hook (check, ticket_cb, self);
 
-  CONNECTION_DEBUG (self, "handshake with “%s”, %u pins, %s", self->server_name,
-                    pin_tls_pin_set_get_size (self->pins),
-                    self->mode == PIN_TLS_MODE_PIN_ONLY ? "pins only"
-                                                        : "CA and pins");
+  CONNECTION_DEBUG (self, "handshake with “%s”, %u pins, %s%s", self->server_name,
+                    pin_tls_pin_set_get_size (handshake_pins (self)),
+                    self->mode == PIN_TLS_MODE_PIN_ONLY ? "pins only" : "CA and pins",
+                    self->resumption_enabled ? ", resumption on" : "");
 
-  return set_alpn (self, error);
+  return prepare_resumption (self, error) && set_alpn (self, error);
 }
 
 static void
@@ -772,22 +944,31 @@ run_handshake (PinTlsClientConnection *self,
                gboolean                first_step,
                GError                **error)
 {
+  gboolean checked = FALSE;
   int ret;
 
   if (first_step && (g_cancellable_set_error_if_cancelled (io->cancellable, error)
                      || !prepare_handshake (self, error)))
     return FALSE;
 
+  /* A resumed session's certificates are checked here, still as part of
+   * the handshake: accept-certificate may run, and the alert of a refusal
+   * goes out through this operation's transport. */
   set_handshake_thread (self, g_thread_self ());
   g_private_set (&current_io, io);
   do
     ret = gnutls_handshake (self->session);
   while (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_WARNING_ALERT_RECEIVED);
+  if (ret == 0)
+    checked = _pin_tls_session_check_resumed (self->session, error);
   g_private_set (&current_io, NULL);
   set_handshake_thread (self, NULL);
 
   if (ret == 0)
-    return _pin_tls_session_check_resumed (self->session, error);
+    {
+      g_clear_error (&io->error);
+      return checked;
+    }
 
   /* The pin check's own reason beats GnuTLS's generic one. */
   if (ret == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR)
@@ -868,6 +1049,7 @@ typedef enum
   CHANGED_CIPHERSUITE_NAME = 1 << 1,
   CHANGED_NEGOTIATED_PROTOCOL = 1 << 2,
   CHANGED_ACCEPTED_CAS = 1 << 3,
+  CHANGED_SESSION_RESUMED = 1 << 4,
 } ChangedProperties;
 
 /* Stores @value, which it takes, in @slot: whether that changed it. */
@@ -925,6 +1107,8 @@ notify_handshake_result (PinTlsClientConnection *self,
     g_object_notify (object, "negotiated-protocol");
   if (changed & CHANGED_ACCEPTED_CAS)
     g_object_notify (object, "accepted-cas");
+  if (changed & CHANGED_SESSION_RESUMED)
+    g_object_notify_by_pspec (object, own_props[PROP_SESSION_RESUMED]);
   g_object_thaw_notify (object);
 }
 
@@ -936,6 +1120,7 @@ finish_handshake (PinTlsClientConnection *self,
                   GError                 *error)
 {
   ChangedProperties changed = 0;
+  gboolean resumed = gnutls_session_is_resumed (self->session);
   HandshakeJob *job;
   GList *waiters;
   GList *l;
@@ -950,6 +1135,9 @@ finish_handshake (PinTlsClientConnection *self,
     {
       self->handshake_error = g_error_copy (error);
     }
+  if (resumed != self->session_resumed)
+    changed |= CHANGED_SESSION_RESUMED;
+  self->session_resumed = resumed;
   self->handshaking = FALSE;
   job = g_steal_pointer (&self->handshake_job);
   waiters = g_steal_pointer (&self->handshake_waiters);
@@ -957,9 +1145,11 @@ finish_handshake (PinTlsClientConnection *self,
   wake_sources (self);
   g_mutex_unlock (&self->lock);
 
-  CONNECTION_DEBUG (self, "handshake %s%s", error ? "failed: " : "done",
-                    error ? error->message : "");
+  CONNECTION_DEBUG (self, "handshake %s%s%s", error ? "failed: " : "done",
+                    error ? error->message : "", resumed ? " (resumed)" : "");
 
+  if (error == NULL && gnutls_protocol_get_version (self->session) != GNUTLS_TLS1_3)
+    save_session (self);
   notify_handshake_result (self, changed);
 
   for (l = waiters; l != NULL; l = l->next)
@@ -2068,11 +2258,53 @@ pin_tls_client_connection_get_binding_data (GTlsConnection        *connection,
   return TRUE;
 }
 
+/* The last session @source saved is offered at @connection's handshake
+ * if it was saved under the key that handshake files its own under: for
+ * the same server name and port, the same pins, trust mode and authorities.
+ * Otherwise, and without resumption on, nothing is offered. */
 static void
 pin_tls_client_connection_copy_session_state (GTlsClientConnection *connection,
                                               GTlsClientConnection *source)
 {
-  /* Session resumption is off, so there is no state to copy. */
+  PinTlsClientConnection *self = PIN_TLS_CLIENT_CONNECTION (connection);
+  PinTlsClientConnection *other;
+  GBytes *data = NULL;
+  char *key = NULL;
+
+  if (!PIN_TLS_IS_CLIENT_CONNECTION (source))
+    return;
+
+  other = PIN_TLS_CLIENT_CONNECTION (source);
+  g_mutex_lock (&other->lock);
+  if (other->session_data != NULL)
+    {
+      data = g_bytes_ref (other->session_data);
+      key = g_strdup (other->session_key);
+    }
+  g_mutex_unlock (&other->lock);
+
+  if (data == NULL)
+    return;
+
+  g_mutex_lock (&self->lock);
+  g_clear_pointer (&self->copied_session_data, g_bytes_unref);
+  g_free (self->copied_session_key);
+  self->copied_session_data = data;
+  self->copied_session_key = key;
+  g_mutex_unlock (&self->lock);
+}
+
+/* For the tests: the key this connection's sessions are filed under. */
+char *
+_pin_tls_client_connection_dup_session_key (PinTlsClientConnection *self)
+{
+  char *key;
+
+  g_mutex_lock (&self->lock);
+  key = g_strdup (self->session_key);
+  g_mutex_unlock (&self->lock);
+
+  return key;
 }
 
 static gboolean
@@ -2106,8 +2338,8 @@ pin_tls_client_connection_initable_init (GInitable    *initable,
   self->base_input = G_POLLABLE_INPUT_STREAM (base_input);
   self->base_output = G_POLLABLE_OUTPUT_STREAM (base_output);
 
-  ret = gnutls_init (&self->session,
-                     GNUTLS_CLIENT | GNUTLS_NONBLOCK | GNUTLS_NO_TICKETS);
+  /* Without resumption, the handshake turns tickets off. */
+  ret = gnutls_init (&self->session, GNUTLS_CLIENT | GNUTLS_NONBLOCK);
   if (ret == 0)
     ret = gnutls_set_default_priority (self->session);
   if (ret == 0)
@@ -2160,6 +2392,12 @@ pin_tls_client_connection_get_property (GObject    *object,
       break;
     case PROP_PRESENTED_PINS:
       g_value_set_boxed (value, self->presented_pins);
+      break;
+    case PROP_SESSION_RESUMPTION_ENABLED:
+      g_value_set_boolean (value, self->resumption_enabled);
+      break;
+    case PROP_SESSION_RESUMED:
+      g_value_set_boolean (value, self->session_resumed);
       break;
     case PROP_BASE_IO_STREAM:
       g_value_set_object (value, self->base_io_stream);
@@ -2240,6 +2478,9 @@ pin_tls_client_connection_set_property (GObject      *object,
     case PROP_MODE:
       self->mode = g_value_get_enum (value);
       break;
+    case PROP_SESSION_RESUMPTION_ENABLED:
+      self->resumption_enabled = g_value_get_boolean (value);
+      break;
     case PROP_BASE_IO_STREAM:
       g_set_object (&self->base_io_stream, g_value_get_object (value));
       break;
@@ -2297,6 +2538,10 @@ pin_tls_client_connection_finalize (GObject *object)
   g_clear_object (&self->certificate);
   g_clear_pointer (&self->advertised_protocols, g_strfreev);
   g_clear_pointer (&self->server_name, g_free);
+  g_clear_pointer (&self->session_key, g_free);
+  g_clear_pointer (&self->session_data, g_bytes_unref);
+  g_clear_pointer (&self->copied_session_key, g_free);
+  g_clear_pointer (&self->copied_session_data, g_bytes_unref);
   g_clear_pointer (&self->peer_chain, g_ptr_array_unref);
   g_clear_object (&self->peer_certificate);
   g_clear_pointer (&self->presented_pins, g_strfreev);
@@ -2369,6 +2614,46 @@ pin_tls_client_connection_class_init (PinTlsClientConnectionClass *klass)
   own_props[PROP_PRESENTED_PINS] =
     g_param_spec_boxed ("presented-pins", NULL, NULL, G_TYPE_STRV,
                         G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * PinTlsClientConnection:session-resumption-enabled:
+   *
+   * Whether the handshake may resume a session an earlier connection of
+   * this process saved, and whether this connection saves its own. Off by
+   * default. Read when the handshake starts.
+   *
+   * A session is only offered to a connection to the same server name and
+   * port that enforces the same pins, in the same
+   * [property@PinTls.ClientConnection:mode], with the same certificate
+   * authorities: connections enforcing anything else never share one. A
+   * session is offered once, and the pins (and, in
+   * %PIN_TLS_MODE_CA_AND_PINS mode, the authorities) are checked again on
+   * every resumed handshake, against the certificates of the session, as
+   * on a full one; a resumed session they refuse fails the handshake with
+   * the same errors, %PIN_TLS_ERROR_PIN_MISMATCH for a mismatch. Only a
+   * handshake that passed this check saves its session. Saved sessions
+   * are kept in memory, for ten minutes at most.
+   *
+   * A resumed handshake is faster and costs the server less, but the
+   * server then skips proving again that it holds its private key: it
+   * proves instead that it holds the secret of the earlier session.
+   */
+  own_props[PROP_SESSION_RESUMPTION_ENABLED] =
+    g_param_spec_boolean ("session-resumption-enabled", NULL, NULL, FALSE,
+                          G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY
+                          | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * PinTlsClientConnection:session-resumed:
+   *
+   * Whether the last handshake resumed a saved session (see
+   * [property@PinTls.ClientConnection:session-resumption-enabled]); also
+   * after a failed handshake, when the server resumed a session that the
+   * pins then refused.
+   */
+  own_props[PROP_SESSION_RESUMED] =
+    g_param_spec_boolean ("session-resumed", NULL, NULL, FALSE,
+                          G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
 
   g_object_class_install_properties (object_class, N_OWN_PROPS, own_props);
 
@@ -2533,4 +2818,76 @@ pin_tls_client_connection_get_presented_pins (PinTlsClientConnection *self)
   g_mutex_unlock (&self->lock);
 
   return pins;
+}
+
+/**
+ * pin_tls_client_connection_get_session_resumption_enabled:
+ * @self: a connection
+ *
+ * Gets [property@PinTls.ClientConnection:session-resumption-enabled].
+ *
+ * Returns: whether the handshake may resume a saved session
+ */
+gboolean
+pin_tls_client_connection_get_session_resumption_enabled (PinTlsClientConnection *self)
+{
+  gboolean enabled;
+
+  g_return_val_if_fail (PIN_TLS_IS_CLIENT_CONNECTION (self), FALSE);
+
+  g_mutex_lock (&self->lock);
+  enabled = self->resumption_enabled;
+  g_mutex_unlock (&self->lock);
+
+  return enabled;
+}
+
+/**
+ * pin_tls_client_connection_set_session_resumption_enabled:
+ * @self: a connection
+ * @enabled: whether to resume saved sessions and save this one
+ *
+ * Turns session resumption on or off for this connection: see
+ * [property@PinTls.ClientConnection:session-resumption-enabled]. It takes
+ * effect at the handshake, so set it before.
+ */
+void
+pin_tls_client_connection_set_session_resumption_enabled (PinTlsClientConnection *self,
+                                                          gboolean                enabled)
+{
+  g_return_if_fail (PIN_TLS_IS_CLIENT_CONNECTION (self));
+
+  enabled = !!enabled;
+  g_mutex_lock (&self->lock);
+  if (self->resumption_enabled == enabled)
+    {
+      g_mutex_unlock (&self->lock);
+      return;
+    }
+  self->resumption_enabled = enabled;
+  g_mutex_unlock (&self->lock);
+
+  g_object_notify_by_pspec (G_OBJECT (self), own_props[PROP_SESSION_RESUMPTION_ENABLED]);
+}
+
+/**
+ * pin_tls_client_connection_get_session_resumed:
+ * @self: a connection
+ *
+ * Gets [property@PinTls.ClientConnection:session-resumed].
+ *
+ * Returns: whether the last handshake resumed a saved session
+ */
+gboolean
+pin_tls_client_connection_get_session_resumed (PinTlsClientConnection *self)
+{
+  gboolean resumed;
+
+  g_return_val_if_fail (PIN_TLS_IS_CLIENT_CONNECTION (self), FALSE);
+
+  g_mutex_lock (&self->lock);
+  resumed = self->session_resumed;
+  g_mutex_unlock (&self->lock);
+
+  return resumed;
 }

@@ -39,4 +39,14 @@ void pin_tls_client_connection_set_mode (PinTlsClientConnection *self,
 PIN_TLS_AVAILABLE_IN_ALL
 char **pin_tls_client_connection_get_presented_pins (PinTlsClientConnection *self);
 
+PIN_TLS_AVAILABLE_IN_ALL
+gboolean pin_tls_client_connection_get_session_resumption_enabled (PinTlsClientConnection *self);
+
+PIN_TLS_AVAILABLE_IN_ALL
+void pin_tls_client_connection_set_session_resumption_enabled (PinTlsClientConnection *self,
+                                                               gboolean                enabled);
+
+PIN_TLS_AVAILABLE_IN_ALL
+gboolean pin_tls_client_connection_get_session_resumed (PinTlsClientConnection *self);
+
 G_END_DECLS

@@ -22,6 +22,8 @@ struct _PinTlsSessionCheck
   gboolean owner_checks_resumed;
   PinTlsDecisionHook hook;
   gpointer hook_data;
+  PinTlsTicketHook ticket_hook;
+  gpointer ticket_data;
 
   gboolean decided;         /* a verdict was reached in this handshake */
   GError *error;            /* why this handshake was refused */
@@ -153,10 +155,12 @@ resumed_without_chain (gnutls_session_t session)
 
 /* The backstop after the server's Finished: a handshake must not end
  * without a verdict. The verify function does not run when a session is
- * resumed, when no certificate is exchanged, or when someone replaced it;
- * decide here on what the session holds. A resumed TLS 1.3 session only
- * gets its peer chain back once the handshake is over, so it is refused
- * unless the session's owner checks it right after the handshake. */
+ * resumed (from a TLS 1.2 session ID or ticket, or a TLS 1.3 ticket), when
+ * no certificate is exchanged, or when someone replaced it; decide here on
+ * what the session holds. A resumed TLS 1.3 session only gets its peer
+ * chain back once the handshake is over, so it is refused unless the
+ * session's owner checks it right after the handshake. Session tickets
+ * arriving after a TLS 1.3 handshake go to the owner's ticket hook. */
 static int
 handshake_hook_cb (gnutls_session_t      session,
                    unsigned int          type,
@@ -173,6 +177,13 @@ handshake_hook_cb (gnutls_session_t      session,
     {
       check->decided = FALSE;
       g_clear_error (&check->error);
+      return 0;
+    }
+
+  if (type == GNUTLS_HANDSHAKE_NEW_SESSION_TICKET && incoming)
+    {
+      if (check->ticket_hook != NULL)
+        check->ticket_hook (check->ticket_data);
       return 0;
     }
 
@@ -263,6 +274,15 @@ _pin_tls_session_check_set_hook (PinTlsSessionCheck *check,
 {
   check->hook = hook;
   check->hook_data = user_data;
+}
+
+void
+_pin_tls_session_check_set_ticket_hook (PinTlsSessionCheck *check,
+                                        PinTlsTicketHook    hook,
+                                        gpointer            user_data)
+{
+  check->ticket_hook = hook;
+  check->ticket_data = user_data;
 }
 
 /* For owners that asked to check resumed sessions themselves: call right

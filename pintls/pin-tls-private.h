@@ -122,11 +122,27 @@ PinTlsSessionCheck *_pin_tls_session_install (gnutls_session_t  session,
 void _pin_tls_session_check_set_hook (PinTlsSessionCheck *check,
                                       PinTlsDecisionHook   hook,
                                       gpointer            user_data);
+
+/* Called when a TLS 1.3 server sends a session ticket after the handshake,
+ * from the thread reading at the time. */
+typedef void (*PinTlsTicketHook) (gpointer user_data);
+
+void _pin_tls_session_check_set_ticket_hook (PinTlsSessionCheck *check,
+                                             PinTlsTicketHook    hook,
+                                             gpointer            user_data);
 gboolean _pin_tls_session_check_resumed (gnutls_session_t session,
                                          GError         **error);
 GError *_pin_tls_error_from_gnutls (gnutls_session_t session,
                                     int              code,
                                     gboolean         handshaking);
+
+/* pin-tls-session-cache.c: sessions a client may resume. */
+char *_pin_tls_session_cache_key (const char   *server_name,
+                                  guint         port,
+                                  const guint8 *enforced_digest);
+void _pin_tls_session_cache_store (const char *key,
+                                   GBytes     *data);
+GBytes *_pin_tls_session_cache_take (const char *key);
 
 /* pin-tls-certificates.c: GIO certificates and databases. */
 GTlsCertificate *_pin_tls_certificate_new_from_path (GPtrArray *der_path,
@@ -158,6 +174,7 @@ gboolean _pin_tls_client_connection_close_side (PinTlsClientConnection *self,
 void _pin_tls_client_connection_close_side_async (PinTlsClientConnection *self,
                                                   GIOCondition            side,
                                                   GTask                  *task);
+char *_pin_tls_client_connection_dup_session_key (PinTlsClientConnection *self);
 gboolean _pin_tls_client_connection_check (PinTlsClientConnection *self,
                                            GIOCondition            condition);
 GSource *_pin_tls_client_connection_create_source (PinTlsClientConnection *self,

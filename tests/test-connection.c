@@ -49,6 +49,26 @@ static TestServerOptions long_greeting_server = {
   "leaf1-chain.pem", "leaf1.key",
   .no_close_notify = TRUE,
 };
+static const TestServerOptions resuming_server = {
+  "leaf1-chain.pem", "leaf1.key",
+  .tickets = TRUE,
+};
+static const TestServerOptions session_id_server = {
+  "leaf1-chain.pem", "leaf1.key",
+  .priority = "NORMAL:-VERS-ALL:+VERS-TLS1.2",
+  .session_cache = TRUE,
+};
+static const TestServerOptions tickets_and_ids_server = {
+  "leaf1-chain.pem", "leaf1.key",
+  .tickets = TRUE,
+  .session_cache = TRUE,
+};
+static const char *const gnutls_serv_session_ids[] = {
+  "--noticket", "--priority=NORMAL:-VERS-ALL:+VERS-TLS1.2", NULL
+};
+static const char *const gnutls_serv_tls13_tickets[] = {
+  "--priority=NORMAL:-VERS-ALL:+VERS-TLS1.3", NULL
+};
 static const TestServerOptions no_ems_server = {
   "leaf1-chain.pem", "leaf1.key",
   .priority = "NORMAL:-VERS-ALL:+VERS-TLS1.2:%NO_SESSION_HASH",
@@ -1046,6 +1066,18 @@ assert_mismatch (GError *error)
 {
   g_autofree char *presented = test_certtool_pin ("leaf2.pem");
   g_autofree char *configured = test_certtool_pin ("leaf1.pem");
+
+  g_assert_error (error, PIN_TLS_ERROR, PIN_TLS_ERROR_PIN_MISMATCH);
+  g_assert_nonnull (strstr (error->message, presented));
+  g_assert_nonnull (strstr (error->message, configured));
+}
+
+/* A mismatch of a server presenting leaf1 and intA to pins {leaf2}. */
+static void
+assert_mismatch_pinned_leaf2 (GError *error)
+{
+  g_autofree char *presented = test_certtool_pin ("leaf1.pem");
+  g_autofree char *configured = test_certtool_pin ("leaf2.pem");
 
   g_assert_error (error, PIN_TLS_ERROR, PIN_TLS_ERROR_PIN_MISMATCH);
   g_assert_nonnull (strstr (error->message, presented));
@@ -2673,6 +2705,370 @@ test_concurrent_first_operations (Fixture      *fixture,
   assert_server_received (fixture, "ping");
 }
 
+/* Resumption ----------------------------------------------------------- */
+
+/* One connection of a resumption test: how it went. */
+typedef struct
+{
+  GError *error;        /* of the handshake */
+  gboolean resumed;     /* as the connection reports it */
+  char *session_key;    /* what its sessions are filed under */
+} Round;
+
+static void
+round_clear (Round *round)
+{
+  g_clear_error (&round->error);
+  g_clear_pointer (&round->session_key, g_free);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Round, round_clear)
+
+static PinTlsClientConnection *
+connect_to (const char   *address,
+            PinTlsPinSet *pins)
+{
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+  g_autoptr(GSocketConnection) tcp = NULL;
+  g_autoptr(GSocketConnectable) identity = NULL;
+  PinTlsClientConnection *connection;
+  g_autoptr(GError) error = NULL;
+
+  tcp = g_socket_client_connect_to_host (client, address, 0, NULL, &error);
+  g_assert_no_error (error);
+  g_socket_set_timeout (g_socket_connection_get_socket (tcp), TEST_TIMEOUT_SECONDS);
+  identity = g_network_address_parse (address, 0, &error);
+  g_assert_no_error (error);
+
+  connection = pin_tls_client_connection_new (G_IO_STREAM (tcp), identity, pins, &error);
+  g_assert_no_error (error);
+  pin_tls_client_connection_set_session_resumption_enabled (connection, TRUE);
+
+  return connection;
+}
+
+/* Handshakes with resumption on, then echoes (a TLS 1.3 ticket comes
+ * with the reply) and closes. A resumed handshake must have the peer's
+ * certificates, as a full one. */
+static void
+run_round (PinTlsClientConnection *connection,
+           Round                  *round)
+{
+  GTlsConnection *tls = G_TLS_CONNECTION (connection);
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) presented = NULL;
+  char reply[7];
+  gsize n_read = 0;
+
+  g_tls_connection_handshake (tls, NULL, &round->error);
+  round->resumed = pin_tls_client_connection_get_session_resumed (connection);
+  round->session_key = _pin_tls_client_connection_dup_session_key (connection);
+  g_assert_nonnull (round->session_key);
+
+  presented = pin_tls_client_connection_get_presented_pins (connection);
+  g_assert_nonnull (presented);
+  g_assert_nonnull (presented[0]);
+  if (round->error == NULL)
+    {
+      assert_certificate_is (g_tls_connection_get_peer_certificate (tls), "leaf1.pem");
+      g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (tls)),
+                                 "resume\n", 7, NULL, NULL, &error);
+      g_assert_no_error (error);
+      g_input_stream_read_all (g_io_stream_get_input_stream (G_IO_STREAM (tls)), reply, 7,
+                               &n_read, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_cmpmem (reply, n_read, "resume\n", 7);
+    }
+
+  g_io_stream_close (G_IO_STREAM (tls), NULL, NULL);
+}
+
+static void
+round_with (TestServer   *server,
+            PinTlsPinSet *pins,
+            Round        *round)
+{
+  g_autoptr(PinTlsClientConnection) connection = NULL;
+
+  connection = connect_to (test_server_get_address (server), pins);
+  run_round (connection, round);
+  g_clear_object (&connection);
+  test_server_wait (server);
+}
+
+static void
+assert_round_ok (Round   *round,
+                 gboolean resumed)
+{
+  g_assert_no_error (round->error);
+  g_assert_cmpint (round->resumed, ==, resumed);
+}
+
+/* Without being asked, a connection neither resumes nor saves a session,
+ * though the server offers both tickets and session IDs. */
+static void
+test_resumption_off_by_default (Fixture      *fixture,
+                                gconstpointer data)
+{
+  guint i;
+
+  for (i = 0; i < 2; i++)
+    {
+      g_autoptr(GError) error = NULL;
+
+      fixture_connect_with (fixture, "host.test", "leaf1.pem");
+      g_assert_false (pin_tls_client_connection_get_session_resumption_enabled (fixture->connection));
+      g_assert_true (fixture_handshake (fixture, &error));
+      write_text (fixture, "x");
+      read_text (fixture, "x");
+      close_connection (fixture);
+      g_clear_object (&fixture->connection);
+
+      test_server_wait (fixture->server);
+      g_assert_false (test_server_was_resumed (fixture->server));
+    }
+}
+
+/* With resumption on, the second connection resumes the first one's
+ * session (a TLS 1.2 ticket or session ID, or a TLS 1.3 ticket), says so,
+ * and still has the server's certificates; the third resumes again. */
+static void
+test_resumption_resumes (Fixture      *fixture,
+                         gconstpointer data)
+{
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_auto(Round) first = { NULL };
+  g_auto(Round) second = { NULL };
+  g_auto(Round) third = { NULL };
+
+  round_with (fixture->server, pins, &first);
+  assert_round_ok (&first, FALSE);
+  g_assert_false (test_server_was_resumed (fixture->server));
+
+  round_with (fixture->server, pins, &second);
+  assert_round_ok (&second, TRUE);
+  g_assert_true (test_server_was_resumed (fixture->server));
+  g_assert_cmpstr (second.session_key, ==, first.session_key);
+
+  round_with (fixture->server, pins, &third);
+  assert_round_ok (&third, TRUE);
+  g_assert_true (test_server_was_resumed (fixture->server));
+}
+
+/* A session saved while the pins matched is offered to a connection whose
+ * pins no longer do: the cache files sessions by pin set, so this takes
+ * moving it by hand. GnuTLS skips its certificate check on resumption; the
+ * connection's own check refuses the session with a pin mismatch, and the
+ * session is gone: the next connection makes a full handshake. */
+static void
+test_resumption_pins_changed (Fixture      *fixture,
+                              gconstpointer data)
+{
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_autoptr(PinTlsPinSet) revoked = test_pins_for ("leaf2.pem", NULL);
+  g_autoptr(GBytes) session = NULL;
+  g_auto(Round) saved = { NULL };
+  g_auto(Round) full = { NULL };
+  g_auto(Round) resumed = { NULL };
+  g_auto(Round) after = { NULL };
+
+  round_with (fixture->server, pins, &saved);
+  assert_round_ok (&saved, FALSE);
+  round_with (fixture->server, revoked, &full);
+  assert_mismatch_pinned_leaf2 (full.error);
+  g_assert_false (full.resumed);
+  g_assert_cmpstr (full.session_key, !=, saved.session_key);
+
+  session = _pin_tls_session_cache_take (saved.session_key);
+  g_assert_nonnull (session);
+  _pin_tls_session_cache_store (full.session_key, session);
+
+  round_with (fixture->server, revoked, &resumed);
+  assert_mismatch_pinned_leaf2 (resumed.error);
+  g_assert_true (resumed.resumed);
+  g_assert_true (test_server_was_resumed (fixture->server));
+  g_assert_cmpint (test_server_get_alert (fixture->server), ==, GNUTLS_A_BAD_CERTIFICATE);
+
+  /* TLS 1.2 gives the certificates of the session back in time to refuse
+   * it before the client's Finished message; TLS 1.3 only once the
+   * handshake is over, before any data. */
+  if (data == &session_id_server || expected_protocol_version () == G_TLS_PROTOCOL_VERSION_TLS_1_2)
+    g_assert_cmpint (test_server_get_handshake_result (fixture->server), ==,
+                     GNUTLS_E_FATAL_ALERT_RECEIVED);
+  else
+    g_assert_cmpint (test_server_get_handshake_result (fixture->server), ==, 0);
+  g_assert_cmpuint (g_bytes_get_size (test_server_get_received (fixture->server)), ==, 0);
+
+  round_with (fixture->server, revoked, &after);
+  assert_mismatch_pinned_leaf2 (after.error);
+  g_assert_false (after.resumed);
+  g_assert_false (test_server_was_resumed (fixture->server));
+}
+
+/* Connections with different pin sets never share a session, in either
+ * order: a strict pin set the server does not match fails with a full
+ * handshake after a lax one that it matches saved a session, and a lax
+ * one after a failed strict one finds nothing to resume. */
+static void
+test_resumption_separate_pin_sets (Fixture      *fixture,
+                                   gconstpointer data)
+{
+  g_autoptr(PinTlsPinSet) lax = test_pins_for ("leaf1.pem", "leaf2.pem", NULL);
+  g_autoptr(PinTlsPinSet) strict = test_pins_for ("leaf2.pem", NULL);
+  g_autoptr(PinTlsPinSet) other = test_pins_for ("leaf1.pem", NULL);
+  g_auto(Round) lax_first = { NULL };
+  g_auto(Round) strict_after = { NULL };
+  g_auto(Round) strict_first = { NULL };
+  g_auto(Round) other_after = { NULL };
+  g_auto(Round) other_again = { NULL };
+
+  round_with (fixture->server, lax, &lax_first);
+  assert_round_ok (&lax_first, FALSE);
+  round_with (fixture->server, strict, &strict_after);
+  assert_mismatch_pinned_leaf2 (strict_after.error);
+  g_assert_false (strict_after.resumed);
+  g_assert_false (test_server_was_resumed (fixture->server));
+
+  round_with (fixture->server, strict, &strict_first);
+  assert_mismatch_pinned_leaf2 (strict_first.error);
+  round_with (fixture->server, other, &other_after);
+  assert_round_ok (&other_after, FALSE);
+  g_assert_false (test_server_was_resumed (fixture->server));
+
+  /* The same pins again do resume: the refusals above are not for want
+   * of a resumable server. */
+  round_with (fixture->server, other, &other_again);
+  assert_round_ok (&other_again, TRUE);
+}
+
+/* The same pins in another trust mode are another key: a session saved
+ * in pin-only mode is not offered to a connection that also checks
+ * certificate authorities, which then saves and resumes its own. */
+static void
+test_resumption_separate_modes (Fixture      *fixture,
+                                gconstpointer data)
+{
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_autofree char *root = test_data_path ("rootA.pem");
+  g_autoptr(GTlsDatabase) database = g_tls_file_database_new (root, NULL);
+  g_autoptr(GSocketConnectable) identity = NULL;
+  Round rounds[3] = { { NULL } };
+  guint i;
+
+  identity = g_network_address_new ("host.test", test_server_get_port (fixture->server));
+  for (i = 0; i < G_N_ELEMENTS (rounds); i++)
+    {
+      g_autoptr(PinTlsClientConnection) connection = NULL;
+
+      connection = connect_to (test_server_get_address (fixture->server), pins);
+      g_tls_client_connection_set_server_identity (G_TLS_CLIENT_CONNECTION (connection),
+                                                   identity);
+      if (i > 0)
+        {
+          pin_tls_client_connection_set_mode (connection, PIN_TLS_MODE_CA_AND_PINS);
+          g_tls_connection_set_database (G_TLS_CONNECTION (connection), database);
+        }
+      run_round (connection, &rounds[i]);
+      g_clear_object (&connection);
+      test_server_wait (fixture->server);
+    }
+
+  assert_round_ok (&rounds[0], FALSE);
+  assert_round_ok (&rounds[1], FALSE);
+  g_assert_cmpstr (rounds[1].session_key, !=, rounds[0].session_key);
+  assert_round_ok (&rounds[2], TRUE);
+  for (i = 0; i < G_N_ELEMENTS (rounds); i++)
+    round_clear (&rounds[i]);
+}
+
+/* copy_session_state() hands one connection's session to another with
+ * the same key, and to no other. The cache is emptied first, so that
+ * only the copy can make the handshake resume. */
+static void
+test_resumption_copy_session_state (Fixture      *fixture,
+                                    gconstpointer data)
+{
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_autoptr(PinTlsPinSet) backup = test_pins_for ("leaf1.pem", "leaf2.pem", NULL);
+  g_autoptr(PinTlsClientConnection) source = NULL;
+  g_autoptr(PinTlsClientConnection) copy = NULL;
+  g_autoptr(PinTlsClientConnection) other = NULL;
+  g_autoptr(GBytes) cached = NULL;
+  g_auto(Round) saved = { NULL };
+  g_auto(Round) copied = { NULL };
+  g_auto(Round) not_copied = { NULL };
+
+  source = connect_to (test_server_get_address (fixture->server), pins);
+  run_round (source, &saved);
+  assert_round_ok (&saved, FALSE);
+  test_server_wait (fixture->server);
+  cached = _pin_tls_session_cache_take (saved.session_key);
+  g_assert_nonnull (cached);
+
+  other = connect_to (test_server_get_address (fixture->server), backup);
+  g_tls_client_connection_copy_session_state (G_TLS_CLIENT_CONNECTION (other),
+                                              G_TLS_CLIENT_CONNECTION (source));
+  run_round (other, &not_copied);
+  assert_round_ok (&not_copied, FALSE);
+  test_server_wait (fixture->server);
+  g_assert_false (test_server_was_resumed (fixture->server));
+
+  copy = connect_to (test_server_get_address (fixture->server), pins);
+  g_tls_client_connection_copy_session_state (G_TLS_CLIENT_CONNECTION (copy),
+                                              G_TLS_CLIENT_CONNECTION (source));
+  run_round (copy, &copied);
+  assert_round_ok (&copied, TRUE);
+  test_server_wait (fixture->server);
+  g_assert_true (test_server_was_resumed (fixture->server));
+}
+
+/* gnutls-serv as an independent server, with its session cache for TLS
+ * 1.2 session IDs (--noticket) or with TLS 1.3 tickets: sessions resume,
+ * and one moved under pins the server does not match is refused. */
+static void
+test_resumption_gnutls_serv (gconstpointer data)
+{
+  const char *const *extra_args = data;
+  g_autoptr(TestProcessServer) server = NULL;
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_autoptr(PinTlsPinSet) revoked = test_pins_for ("leaf2.pem", NULL);
+  g_autoptr(GBytes) session = NULL;
+  Round rounds[4] = { { NULL } };
+  PinTlsPinSet *round_pins[] = { pins, pins, revoked, revoked };
+  guint i;
+
+  server = test_gnutls_serv_new ("leaf1-chain.pem", "leaf1.key", extra_args);
+  if (server == NULL)
+    {
+      g_test_skip ("gnutls-serv is not installed");
+      return;
+    }
+
+  for (i = 0; i < G_N_ELEMENTS (rounds); i++)
+    {
+      g_autoptr(PinTlsClientConnection) connection = NULL;
+
+      if (i == 3)
+        {
+          session = _pin_tls_session_cache_take (rounds[1].session_key);
+          g_assert_nonnull (session);
+          _pin_tls_session_cache_store (rounds[2].session_key, session);
+        }
+      connection = connect_to (test_process_server_get_address (server), round_pins[i]);
+      run_round (connection, &rounds[i]);
+    }
+
+  assert_round_ok (&rounds[0], FALSE);
+  assert_round_ok (&rounds[1], TRUE);
+  g_assert_error (rounds[2].error, PIN_TLS_ERROR, PIN_TLS_ERROR_PIN_MISMATCH);
+  g_assert_false (rounds[2].resumed);
+  g_assert_error (rounds[3].error, PIN_TLS_ERROR, PIN_TLS_ERROR_PIN_MISMATCH);
+  g_assert_true (rounds[3].resumed);
+
+  for (i = 0; i < G_N_ELEMENTS (rounds); i++)
+    round_clear (&rounds[i]);
+}
+
 /* Connect helpers ------------------------------------------------------ */
 
 static void
@@ -2987,6 +3383,23 @@ main (int   argc,
   add_test ("concurrent-read-write", &leaf1_server, test_concurrent_read_write);
   add_test ("concurrent-handshakes", &concurrent_server, test_concurrent_handshakes);
   add_test ("concurrent-first-operations", &leaf1_server, test_concurrent_first_operations);
+
+  add_test ("resumption/off-by-default", &tickets_and_ids_server,
+            test_resumption_off_by_default);
+  add_test ("resumption/tickets", &resuming_server, test_resumption_resumes);
+  add_test ("resumption/session-id", &session_id_server, test_resumption_resumes);
+  add_test ("resumption/pins-changed/tickets", &resuming_server, test_resumption_pins_changed);
+  add_test ("resumption/pins-changed/session-id", &session_id_server,
+            test_resumption_pins_changed);
+  add_test ("resumption/separate-pin-sets", &resuming_server,
+            test_resumption_separate_pin_sets);
+  add_test ("resumption/separate-modes", &resuming_server, test_resumption_separate_modes);
+  add_test ("resumption/copy-session-state", &resuming_server,
+            test_resumption_copy_session_state);
+  g_test_add_data_func ("/pintls/connection/resumption/gnutls-serv/session-id",
+                        gnutls_serv_session_ids, test_resumption_gnutls_serv);
+  g_test_add_data_func ("/pintls/connection/resumption/gnutls-serv/tls13-tickets",
+                        gnutls_serv_tls13_tickets, test_resumption_gnutls_serv);
 
   add_test ("connect/match", &leaf1_server, test_connect);
   add_test ("connect/mismatch", &leaf2_server, test_connect_mismatch);

@@ -3,6 +3,7 @@
 #include "test-utils.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -434,7 +435,6 @@ static void
 report_session (gnutls_session_t  session,
                 TestServerReport *report)
 {
-  report->resumed = gnutls_session_is_resumed (session);
   report->tls_unique = channel_binding (session, GNUTLS_CB_TLS_UNIQUE);
   report->tls_exporter = channel_binding (session, GNUTLS_CB_TLS_EXPORTER);
 }
@@ -449,6 +449,7 @@ serve_connection (TestServer       *server,
 
   ret = run_handshake (session);
   report->handshake_result = ret;
+  report->resumed = gnutls_session_is_resumed (session);
   if (ret == GNUTLS_E_FATAL_ALERT_RECEIVED)
     report->alert = gnutls_alert_get (session);
   if (ret == 0)
@@ -910,6 +911,130 @@ test_server_free (TestServer *server)
   g_free (server->alpn);
   g_free (server->renegotiate_chain);
   g_free (server->renegotiate_key);
+  g_free (server->address);
+  g_free (server);
+}
+
+/* Independent servers ------------------------------------------------- */
+
+struct _TestProcessServer
+{
+  GSubprocess *process;
+  char *address;
+};
+
+static guint16
+free_port (void)
+{
+  struct sockaddr_in address = { 0 };
+  socklen_t length = sizeof address;
+  int fd = socket (AF_INET, SOCK_STREAM, 0);
+
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  g_assert_cmpint (bind (fd, (struct sockaddr *) &address, sizeof address), ==, 0);
+  g_assert_cmpint (getsockname (fd, (struct sockaddr *) &address, &length), ==, 0);
+  close (fd);
+
+  return ntohs (address.sin_port);
+}
+
+/* Whether the process listens, trying until it does, exits, or the time
+ * for a test is up. */
+static gboolean
+wait_until_accepting (TestProcessServer *server)
+{
+  gint64 deadline = g_get_monotonic_time () + TEST_TIMEOUT_SECONDS * G_TIME_SPAN_SECOND;
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+
+  while (g_get_monotonic_time () < deadline)
+    {
+      g_autoptr(GSocketConnection) probe = NULL;
+
+      if (g_subprocess_get_identifier (server->process) == NULL)
+        return FALSE;
+
+      probe = g_socket_client_connect_to_host (client, server->address, 0, NULL, NULL);
+      if (probe != NULL)
+        return TRUE;
+      g_usleep (G_USEC_PER_SEC / 20);
+    }
+
+  return FALSE;
+}
+
+static TestProcessServer *
+process_server_start (const char *const *argv,
+                      guint16            port)
+{
+  TestProcessServer *server = g_new0 (TestProcessServer, 1);
+  g_autoptr(GError) error = NULL;
+
+  server->address = g_strdup_printf ("127.0.0.1:%u", port);
+  server->process = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_STDOUT_SILENCE
+                                       | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
+                                       &error);
+  g_assert_no_error (error);
+  if (wait_until_accepting (server))
+    return server;
+
+  test_process_server_free (server);
+  return NULL;
+}
+
+TestProcessServer *
+test_gnutls_serv_new (const char        *chain,
+                      const char        *key,
+                      const char *const *extra_args)
+{
+  g_autofree char *program = g_find_program_in_path ("gnutls-serv");
+  g_autofree char *chain_path = test_data_path (chain);
+  g_autofree char *key_path = test_data_path (key);
+  guint attempt;
+
+  if (program == NULL)
+    return NULL;
+
+  /* Another process may take the free port first: try another. */
+  for (attempt = 0; attempt < 3; attempt++)
+    {
+      g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+      guint16 port = free_port ();
+      TestProcessServer *server;
+      guint i;
+
+      g_ptr_array_add (argv, g_strdup (program));
+      g_ptr_array_add (argv, g_strdup_printf ("--port=%u", port));
+      g_ptr_array_add (argv, g_strdup ("--echo"));
+      g_ptr_array_add (argv, g_strdup ("--x509certfile"));
+      g_ptr_array_add (argv, g_strdup (chain_path));
+      g_ptr_array_add (argv, g_strdup ("--x509keyfile"));
+      g_ptr_array_add (argv, g_strdup (key_path));
+      for (i = 0; extra_args != NULL && extra_args[i] != NULL; i++)
+        g_ptr_array_add (argv, g_strdup (extra_args[i]));
+      g_ptr_array_add (argv, NULL);
+
+      server = process_server_start ((const char *const *) argv->pdata, port);
+      if (server != NULL)
+        return server;
+    }
+
+  g_error ("gnutls-serv did not start");
+}
+
+const char *
+test_process_server_get_address (TestProcessServer *server)
+{
+  return server->address;
+}
+
+void
+test_process_server_free (TestProcessServer *server)
+{
+  if (g_subprocess_get_identifier (server->process) != NULL)
+    g_subprocess_send_signal (server->process, SIGTERM);
+  g_subprocess_wait (server->process, NULL, NULL);
+  g_object_unref (server->process);
   g_free (server->address);
   g_free (server);
 }

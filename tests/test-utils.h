@@ -124,4 +124,22 @@ void test_server_free (TestServer *server);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TestServer, test_server_free)
 
+/* An independent server: a gnutls-serv process echoing on a loopback
+ * port chosen free at run time. */
+typedef struct _TestProcessServer TestProcessServer;
+
+/* Starts `gnutls-serv --echo` with @chain and @key from data/certs and
+ * @extra_args, once it accepts connections; NULL if gnutls-serv is not
+ * installed. */
+TestProcessServer *test_gnutls_serv_new (const char        *chain,
+                                         const char        *key,
+                                         const char *const *extra_args);
+
+/* "127.0.0.1:PORT" */
+const char *test_process_server_get_address (TestProcessServer *server);
+
+void test_process_server_free (TestProcessServer *server);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TestProcessServer, test_process_server_free)
+
 G_END_DECLS
