@@ -15,6 +15,18 @@
 #define TIMEOUT_MS (TEST_TIMEOUT_SECONDS * 1000)
 #define RECORD_BUFFER_SIZE 16384
 
+guint
+test_timeout_seconds (void)
+{
+  const char *scale = g_getenv ("PINTLS_TEST_TIMEOUT_SCALE");
+  guint64 factor = 1;
+
+  if (scale != NULL && !g_ascii_string_to_unsigned (scale, 10, 1, 100, &factor, NULL))
+    g_error ("PINTLS_TEST_TIMEOUT_SCALE must be a number from 1 to 100");
+
+  return 30 * factor;
+}
+
 /* Data files ----------------------------------------------------------- */
 
 char *

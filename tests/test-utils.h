@@ -12,8 +12,12 @@
 
 G_BEGIN_DECLS
 
-/* How long any wait on a test server may last before the test fails. */
-#define TEST_TIMEOUT_SECONDS 30
+/* How long any wait on a test server may last before the test fails:
+ * 30 seconds, times PINTLS_TEST_TIMEOUT_SCALE if set (meson test
+ * --setup=valgrind sets it, as everything runs many times slower). */
+#define TEST_TIMEOUT_SECONDS (test_timeout_seconds ())
+
+guint test_timeout_seconds (void);
 
 /* Path of a file in data/certs (or data/demo with "demo/cert1.pem"). */
 char *test_data_path (const char *name);
