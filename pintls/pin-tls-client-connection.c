@@ -2631,8 +2631,10 @@ pin_tls_client_connection_class_init (PinTlsClientConnectionClass *klass)
    * every resumed handshake, against the certificates of the session, as
    * on a full one; a resumed session they refuse fails the handshake with
    * the same errors, %PIN_TLS_ERROR_PIN_MISMATCH for a mismatch. Only a
-   * handshake that passed this check saves its session. Saved sessions
-   * are kept in memory, for ten minutes at most.
+   * handshake that passed this check saves its session: a TLS 1.2 one
+   * when the handshake completes, a TLS 1.3 one when the server's ticket
+   * arrives, which the first read after the handshake takes in. Saved
+   * sessions are kept in memory, for ten minutes at most.
    *
    * A resumed handshake is faster and costs the server less, but the
    * server then skips proving again that it holds its private key: it
