@@ -1946,6 +1946,64 @@ test_async_handshake (Fixture      *fixture,
   assert_peer (fixture);
 }
 
+static void
+reenter_notify_cb (GObject    *object,
+                   GParamSpec *pspec,
+                   gpointer    data)
+{
+  g_auto(GStrv) presented = NULL;
+  guint *n_calls = data;
+
+  g_assert_nonnull (g_tls_connection_get_peer_certificate (G_TLS_CONNECTION (object)));
+  presented = pin_tls_client_connection_get_presented_pins (PIN_TLS_CLIENT_CONNECTION (object));
+  g_assert_nonnull (presented);
+  (*n_calls)++;
+}
+
+static void
+reenter_handshake_cb (GObject      *source,
+                      GAsyncResult *result,
+                      gpointer      data)
+{
+  Fixture *fixture = data;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (g_tls_connection_handshake_finish (G_TLS_CONNECTION (source), result, &error));
+  g_assert_no_error (error);
+  write_text (fixture, "again");
+  read_text (fixture, "again");
+  close_connection (fixture);
+  g_object_set_data (source, "test-done", GINT_TO_POINTER (TRUE));
+}
+
+/* Notification handlers and the handshake's callback call straight back
+ * into the connection, with blocking calls: nothing may be locked or
+ * half-done by then. */
+static void
+test_async_handshake_reentrant (Fixture      *fixture,
+                                gconstpointer data)
+{
+  guint n_notified = 0;
+  gboolean done = FALSE;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_signal_connect (fixture->connection, "notify::peer-certificate",
+                    G_CALLBACK (reenter_notify_cb), &n_notified);
+  g_signal_connect (fixture->connection, "notify::protocol-version",
+                    G_CALLBACK (reenter_notify_cb), &n_notified);
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (fixture->connection), G_PRIORITY_DEFAULT,
+                                    NULL, reenter_handshake_cb, fixture);
+
+  while (!done)
+    {
+      iterate_once ();
+      done = g_object_get_data (G_OBJECT (fixture->connection), "test-done") != NULL;
+    }
+
+  g_assert_cmpuint (n_notified, ==, 2);
+  assert_server_received (fixture, "again");
+}
+
 static gpointer
 handshake_on_own_context_thread (gpointer data)
 {
@@ -3367,6 +3425,7 @@ main (int   argc,
   add_test ("async/handshake", &leaf1_server, test_async_handshake);
   add_test ("async/handshake-mismatch", &leaf2_server, test_async_handshake_mismatch);
   add_test ("async/handshake-other-context", &leaf1_server, test_async_handshake_other_context);
+  add_test ("async/handshake-reentrant", &leaf1_server, test_async_handshake_reentrant);
   add_test ("async/handshake-thread-waits", &leaf1_server, test_async_handshake_thread_waits);
   add_test ("async/handshake-cancelled", &silent_server, test_async_handshake_cancelled);
   add_test ("async/read-write", &leaf1_server, test_async_read_write);
