@@ -2875,7 +2875,8 @@ test_resumption_off_by_default (Fixture      *fixture,
       g_autoptr(GError) error = NULL;
 
       fixture_connect_with (fixture, "host.test", "leaf1.pem");
-      g_assert_false (pin_tls_client_connection_get_session_resumption_enabled (fixture->connection));
+      g_assert_false (
+        pin_tls_client_connection_get_session_resumption_enabled (fixture->connection));
       g_assert_true (fixture_handshake (fixture, &error));
       write_text (fixture, "x");
       read_text (fixture, "x");

@@ -98,6 +98,22 @@ test('the asynchronous connect helper, awaited', async () => {
     await assertRejects(cancelled, Gio.IOErrorEnum, Gio.IOErrorEnum.CANCELLED);
 });
 
+test('session resumption, asked for', async () => {
+    const resumed = [];
+    for (let i = 0; i < 2; i++) {
+        const connection = await connectAsync(pinSet(rightPin));
+        assertEqual(connection.session_resumption_enabled, false, 'off by default');
+        connection.session_resumption_enabled = true;
+        await connection.handshake_async(GLib.PRIORITY_DEFAULT, null);
+        // A TLS 1.3 ticket comes after the handshake, with the first read.
+        assertEqual(await echoAsync(connection, 'resume\n'), 'resume\n', 'echo');
+        resumed.push(connection.session_resumed);
+        assertEqual(connection.presented_pins[0], rightPin, 'the leaf pin');
+        await connection.close_async(GLib.PRIORITY_DEFAULT, null);
+    }
+    assertEqual(resumed, [false, true], 'resumed');
+});
+
 test('properties', async () => {
     const pins = pinSet(rightPin);
     const connection = await connectAsync(pins);
