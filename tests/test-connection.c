@@ -69,6 +69,10 @@ static const char *const gnutls_serv_session_ids[] = {
 static const char *const gnutls_serv_tls13_tickets[] = {
   "--priority=NORMAL:-VERS-ALL:+VERS-TLS1.3", NULL
 };
+static const TestServerOptions client_certificate_server = {
+  "leaf1-chain.pem", "leaf1.key",
+  .request_certificate = "rootA.pem",
+};
 static const TestServerOptions no_ems_server = {
   "leaf1-chain.pem", "leaf1.key",
   .priority = "NORMAL:-VERS-ALL:+VERS-TLS1.2:%NO_SESSION_HASH",
@@ -770,6 +774,48 @@ test_server_identity_late (Fixture      *fixture,
   test_server_wait (fixture->server);
   server_name = test_server_get_server_name (fixture->server);
   g_assert_cmpstr (server_name, ==, "late.test");
+}
+
+/* The server asks for a client certificate from rootA, and goes on
+ * without one: accepted-cas names rootA, and is notified once. */
+static void
+test_accepted_cas (Fixture      *fixture,
+                   gconstpointer data)
+{
+  g_auto(NotifyCounter) counter = { NULL };
+  g_autoptr(GTlsCertificate) root = NULL;
+  g_autoptr(GByteArray) root_der = NULL;
+  g_autofree char *root_path = test_data_path ("rootA.pem");
+  gnutls_x509_crt_t root_crt;
+  gnutls_datum_t der;
+  gnutls_datum_t subject = { NULL, 0 };
+  GList *accepted_cas = NULL;
+  GByteArray *dn;
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  notify_counter_watch (&counter, fixture->connection);
+  g_assert_true (fixture_handshake (fixture, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (notify_counter_get (&counter, "accepted-cas"), ==, 1);
+
+  root = g_tls_certificate_new_from_file (root_path, &error);
+  g_assert_no_error (error);
+  g_object_get (root, "certificate", &root_der, NULL);
+  der.data = root_der->data;
+  der.size = root_der->len;
+  gnutls_x509_crt_init (&root_crt);
+  g_assert_cmpint (gnutls_x509_crt_import (root_crt, &der, GNUTLS_X509_FMT_DER), ==, 0);
+  g_assert_cmpint (gnutls_x509_crt_get_raw_dn (root_crt, &subject), ==, 0);
+
+  g_object_get (fixture->connection, "accepted-cas", &accepted_cas, NULL);
+  g_assert_cmpuint (g_list_length (accepted_cas), ==, 1);
+  dn = accepted_cas->data;
+  g_assert_cmpmem (dn->data, dn->len, subject.data, subject.size);
+
+  g_list_free_full (accepted_cas, (GDestroyNotify) g_byte_array_unref);
+  gnutls_free (subject.data);
+  gnutls_x509_crt_deinit (root_crt);
 }
 
 static void
@@ -3371,6 +3417,7 @@ main (int   argc,
   add_test ("properties/database", &leaf1_server, test_properties_database);
   add_test ("sni/set-late", &leaf1_server, test_server_identity_late);
   add_test ("notify-changes", &leaf1_server, test_notify_changes);
+  add_test ("accepted-cas", &client_certificate_server, test_accepted_cas);
   add_test ("alpn/negotiated", &alpn_server, test_alpn);
   add_test ("alpn/server-has-none", &leaf1_server, test_alpn_absent);
   add_test ("alpn/client-offers-none", &alpn_server, test_alpn_absent);

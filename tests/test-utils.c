@@ -183,6 +183,7 @@ struct _TestServer
   gboolean renegotiate;
   char *renegotiate_chain;
   char *renegotiate_key;
+  char *request_certificate;
 
   gnutls_certificate_credentials_t certificate_credentials;
   gnutls_certificate_credentials_t renegotiate_credentials;
@@ -336,6 +337,8 @@ server_session_new (TestServer       *server,
   gnutls_record_set_timeout (session, TIMEOUT_MS);
   gnutls_session_set_ptr (session, report);
   gnutls_handshake_set_post_client_hello_function (session, client_hello_cb);
+  if (server->request_certificate != NULL)
+    gnutls_certificate_server_set_request (session, GNUTLS_CERT_REQUEST);
   if (server->session_cache)
     {
       gnutls_db_set_ptr (session, server);
@@ -635,6 +638,15 @@ load_credentials (TestServer *server)
   g_assert_cmpint (gnutls_certificate_set_x509_key_file (server->certificate_credentials,
                                                          chain, key, GNUTLS_X509_FMT_PEM),
                    >=, 0);
+  if (server->request_certificate != NULL)
+    {
+      g_autofree char *authorities = test_data_path (server->request_certificate);
+
+      g_assert_cmpint (gnutls_certificate_set_x509_trust_file (server->certificate_credentials,
+                                                               authorities,
+                                                               GNUTLS_X509_FMT_PEM),
+                       >, 0);
+    }
   if (server->renegotiate_chain == NULL)
     return;
 
@@ -691,6 +703,7 @@ test_server_new (const TestServerOptions *options)
   server->renegotiate = options->renegotiate;
   server->renegotiate_chain = g_strdup (options->renegotiate_chain);
   server->renegotiate_key = g_strdup (options->renegotiate_key);
+  server->request_certificate = g_strdup (options->request_certificate);
 
   load_credentials (server);
   g_assert_cmpint (gnutls_priority_init (&server->priority, server->priority_string, NULL),
@@ -923,6 +936,7 @@ test_server_free (TestServer *server)
   g_free (server->alpn);
   g_free (server->renegotiate_chain);
   g_free (server->renegotiate_key);
+  g_free (server->request_certificate);
   g_free (server->address);
   g_free (server);
 }

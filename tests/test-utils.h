@@ -67,6 +67,9 @@ typedef struct
                           * 1.2, a KeyUpdate asking for one back in 1.3 */
   const char *renegotiate_chain; /* with renegotiate: what a renegotiating */
   const char *renegotiate_key;   /* client would be shown */
+  const char *request_certificate; /* PEM file in data/certs: ask for a
+                                    * client certificate from these
+                                    * authorities, without requiring one */
 } TestServerOptions;
 
 typedef struct _TestServer TestServer;
