@@ -313,6 +313,22 @@ _pin_tls_session_check_resumed (gnutls_session_t session,
   return TRUE;
 }
 
+/* GnuTLS has no name for an alert number it does not know, and the peer
+ * chooses the number. */
+static GError *
+alert_error (gnutls_session_t session)
+{
+  gnutls_alert_description_t alert = gnutls_alert_get (session);
+  const char *name = gnutls_alert_get_name (alert);
+
+  if (name == NULL)
+    return g_error_new (G_TLS_ERROR, G_TLS_ERROR_MISC,
+                        "Peer sent fatal TLS alert: unknown alert %u", alert);
+
+  return g_error_new (G_TLS_ERROR, G_TLS_ERROR_MISC,
+                      "Peer sent fatal TLS alert: %s", name);
+}
+
 /* The one place GnuTLS error codes become GErrors. */
 GError *
 _pin_tls_error_from_gnutls (gnutls_session_t session,
@@ -327,9 +343,7 @@ _pin_tls_error_from_gnutls (gnutls_session_t session,
                                   "Unacceptable TLS certificate");
 
     case GNUTLS_E_FATAL_ALERT_RECEIVED:
-      return g_error_new (G_TLS_ERROR, G_TLS_ERROR_MISC,
-                          "Peer sent fatal TLS alert: %s",
-                          gnutls_alert_get_name (gnutls_alert_get (session)));
+      return alert_error (session);
 
     case GNUTLS_E_CERTIFICATE_REQUIRED:
     case GNUTLS_E_NO_CERTIFICATE_FOUND:
@@ -344,13 +358,14 @@ _pin_tls_error_from_gnutls (gnutls_session_t session,
     case GNUTLS_E_UNEXPECTED_PACKET:
     case GNUTLS_E_UNSUPPORTED_VERSION_PACKET:
     case GNUTLS_E_PREMATURE_TERMINATION:
+    case GNUTLS_E_SESSION_EOF:
     case GNUTLS_E_PULL_ERROR:
     case GNUTLS_E_PUSH_ERROR:
       if (handshaking)
         return g_error_new (G_TLS_ERROR, G_TLS_ERROR_NOT_TLS,
                             "Peer failed to perform TLS handshake: %s",
                             gnutls_strerror (code));
-      if (code == GNUTLS_E_PREMATURE_TERMINATION)
+      if (code == GNUTLS_E_PREMATURE_TERMINATION || code == GNUTLS_E_SESSION_EOF)
         return g_error_new_literal (G_TLS_ERROR, G_TLS_ERROR_EOF,
                                     "TLS connection closed unexpectedly");
       break;
