@@ -722,6 +722,15 @@ serve_connection (HostileServer *server, int fd)
   else
     result = serve_tls (&connection);
 
+  /* Closing with the client's last bytes unread would reset the
+   * connection, and the client might lose what the server sent last: shut
+   * down, and close once the client has. */
+  if (connection.fd >= 0)
+    {
+      shutdown (connection.fd, SHUT_WR);
+      drain (&connection);
+    }
+
   g_mutex_lock (&server->lock);
   if (connection.fd >= 0)
     close (connection.fd);
