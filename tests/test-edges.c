@@ -443,6 +443,11 @@ test_connect_failures (void)
   chain = pin_tls_fetch_server_chain (refused, 443, "bad..name", NULL, &error);
   g_assert_null (chain);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+
+  chain = pin_tls_fetch_server_chain ("[::1", 443, NULL, NULL, &error);
+  g_assert_null (chain);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
 }
 
 /* A server that answers with an alert has no chain to fetch. */
@@ -489,6 +494,7 @@ test_enforce_extension_taken (void)
   g_autoptr (PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
   g_autoptr (GError) error = NULL;
   gnutls_session_t session;
+  gboolean enforced;
 
   gnutls_init (&session, GNUTLS_CLIENT);
   g_assert_cmpint (gnutls_session_ext_register (session, "someone-else", 0xFF5A, GNUTLS_EXT_TLS,
@@ -496,9 +502,17 @@ test_enforce_extension_taken (void)
                                                 NULL, 0),
                    ==, 0);
 
-  g_assert_false (
-      pin_tls_session_enforce_pins (session, pins, PIN_TLS_MODE_PIN_ONLY, "host.test", &error));
+  enforced =
+      pin_tls_session_enforce_pins (session, pins, PIN_TLS_MODE_PIN_ONLY, "host.test", &error);
+  g_assert_false (enforced);
   g_assert_error (error, G_TLS_ERROR, G_TLS_ERROR_MISC);
+  g_clear_error (&error);
+
+  /* A name that cannot be a host name is refused before anything else. */
+  enforced =
+      pin_tls_session_enforce_pins (session, pins, PIN_TLS_MODE_PIN_ONLY, "bad..name", &error);
+  g_assert_false (enforced);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
   gnutls_deinit (session);
 }
 
