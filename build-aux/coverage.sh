@@ -12,7 +12,7 @@
 set -eu
 
 srcdir=$(cd "$(dirname "$0")/.." && pwd)
-builddir=${PINTLS_BUILDDIR:-$srcdir/_build-coverage}
+builddir=$srcdir/_build-coverage
 . "$srcdir/build-aux/deps.sh"
 
 # shellcheck disable=SC2086

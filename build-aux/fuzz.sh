@@ -17,7 +17,7 @@
 set -eu
 
 srcdir=$(cd "$(dirname "$0")/.." && pwd)
-builddir=${PINTLS_BUILDDIR:-$srcdir/_build-fuzz}
+builddir=$srcdir/_build-fuzz
 . "$srcdir/build-aux/deps.sh"
 
 seconds=${1:-60}

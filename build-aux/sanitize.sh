@@ -15,7 +15,7 @@
 set -eu
 
 srcdir=$(cd "$(dirname "$0")/.." && pwd)
-builddir=${PINTLS_BUILDDIR:-$srcdir/_build-sanitize}
+builddir=$srcdir/_build-sanitize
 . "$srcdir/build-aux/deps.sh"
 
 # shellcheck disable=SC2086

@@ -16,7 +16,7 @@
 set -eu
 
 srcdir=$(cd "$(dirname "$0")/.." && pwd)
-builddir=${PINTLS_BUILDDIR:-$srcdir/_build-tsan}
+builddir=$srcdir/_build-tsan
 . "$srcdir/build-aux/deps.sh"
 
 # shellcheck disable=SC2086

@@ -13,7 +13,7 @@
 set -eu
 
 srcdir=$(cd "$(dirname "$0")/.." && pwd)
-builddir=${PINTLS_BUILDDIR:-$srcdir/_build-valgrind}
+builddir=$srcdir/_build-valgrind
 . "$srcdir/build-aux/deps.sh"
 
 # shellcheck disable=SC2086
