@@ -31,7 +31,8 @@ struct _HostileCert
 };
 
 static HostileCert *
-cert_wrap (gnutls_x509_crt_t crt, gnutls_x509_privkey_t key)
+cert_wrap (gnutls_x509_crt_t     crt,
+           gnutls_x509_privkey_t key)
 {
   HostileCert *cert = g_new0 (HostileCert, 1);
   gnutls_datum_t der = { NULL, 0 };
@@ -53,22 +54,24 @@ new_key (void)
 
   gnutls_x509_privkey_init (&key);
   g_assert_cmpint (gnutls_x509_privkey_generate (
-                       key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS (GNUTLS_ECC_CURVE_SECP256R1), 0),
+                     key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS (GNUTLS_ECC_CURVE_SECP256R1), 0),
                    ==, 0);
   return key;
 }
 
 static void
-set_extensions (gnutls_x509_crt_t crt, HostileCertFlags flags, gsize padding)
+set_extensions (gnutls_x509_crt_t crt,
+                HostileCertFlags  flags,
+                gsize             padding)
 {
   gboolean ca = (flags & HOSTILE_CERT_CA) != 0;
   g_autofree guint8 *pad = NULL;
 
   g_assert_cmpint (gnutls_x509_crt_set_basic_constraints (crt, ca, -1), ==, 0);
   g_assert_cmpint (
-      gnutls_x509_crt_set_key_usage (crt, ca ? GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN
+    gnutls_x509_crt_set_key_usage (crt, ca ? GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN
                                              : GNUTLS_KEY_DIGITAL_SIGNATURE),
-      ==, 0);
+    ==, 0);
   if (!ca)
     {
       g_assert_cmpint (gnutls_x509_crt_set_subject_alt_name (crt, GNUTLS_SAN_DNSNAME, "host.test",
@@ -89,10 +92,10 @@ set_extensions (gnutls_x509_crt_t crt, HostileCertFlags flags, gsize padding)
 }
 
 static HostileCert *
-cert_new (const char *cn,
-          HostileCert *issuer,
-          HostileCertFlags flags,
-          gsize padding,
+cert_new (const char           *cn,
+          HostileCert          *issuer,
+          HostileCertFlags      flags,
+          gsize                 padding,
           gnutls_x509_privkey_t key)
 {
   static guint serial_counter;
@@ -107,7 +110,7 @@ cert_new (const char *cn,
   g_assert_cmpint (gnutls_x509_crt_set_activation_time (crt, now - 3600), ==, 0);
   g_assert_cmpint (gnutls_x509_crt_set_expiration_time (crt, now + VALIDITY_SECONDS), ==, 0);
   g_assert_cmpint (
-      gnutls_x509_crt_set_dn_by_oid (crt, GNUTLS_OID_X520_COMMON_NAME, 0, cn, strlen (cn)), ==, 0);
+    gnutls_x509_crt_set_dn_by_oid (crt, GNUTLS_OID_X520_COMMON_NAME, 0, cn, strlen (cn)), ==, 0);
   g_assert_cmpint (gnutls_x509_crt_set_key (crt, key), ==, 0);
   if (!(flags & HOSTILE_CERT_V1))
     set_extensions (crt, flags, padding);
@@ -120,7 +123,10 @@ cert_new (const char *cn,
 }
 
 HostileCert *
-hostile_cert_new (const char *cn, HostileCert *issuer, HostileCertFlags flags, gsize padding)
+hostile_cert_new (const char      *cn,
+                  HostileCert     *issuer,
+                  HostileCertFlags flags,
+                  gsize            padding)
 {
   g_assert (issuer == NULL || issuer->key != NULL);
 
@@ -128,10 +134,10 @@ hostile_cert_new (const char *cn, HostileCert *issuer, HostileCertFlags flags, g
 }
 
 HostileCert *
-hostile_cert_new_with_key (const char *cn,
-                           HostileCert *issuer,
+hostile_cert_new_with_key (const char      *cn,
+                           HostileCert     *issuer,
                            HostileCertFlags flags,
-                           HostileCert *key_of)
+                           HostileCert     *key_of)
 {
   gnutls_x509_privkey_t key;
 
@@ -143,21 +149,23 @@ hostile_cert_new_with_key (const char *cn,
 }
 
 static gnutls_datum_t
-load_file (const char *name, char **contents)
+load_file (const char *name,
+           char      **contents)
 {
   g_autofree char *path = test_data_path (name);
   gnutls_datum_t datum;
   gsize length;
 
   g_assert_true (g_file_get_contents (path, contents, &length, NULL));
-  datum.data = (guchar *)*contents;
+  datum.data = (guchar *) *contents;
   datum.size = length;
 
   return datum;
 }
 
 HostileCert *
-hostile_cert_load (const char *cert_file, const char *key_file)
+hostile_cert_load (const char *cert_file,
+                   const char *key_file)
 {
   g_autofree char *cert_pem = NULL;
   g_autofree char *key_pem = NULL;
@@ -207,7 +215,7 @@ hostile_cert_get_der (HostileCert *cert)
 char *
 hostile_cert_get_pin (HostileCert *cert)
 {
-  g_autoptr (GError) error = NULL;
+  g_autoptr(GError) error = NULL;
   char *pin = pin_tls_spki_pin_for_der (cert->der, &error);
 
   g_assert_no_error (error);
@@ -223,7 +231,10 @@ typedef struct
 } Presented;
 
 static void
-presented_init (Presented *presented, HostileCert **chain, guint chain_length, HostileCert *key)
+presented_init (Presented    *presented,
+                HostileCert **chain,
+                guint         chain_length,
+                HostileCert  *key)
 {
   guint i;
 
@@ -234,17 +245,17 @@ presented_init (Presented *presented, HostileCert **chain, guint chain_length, H
       gsize size;
       gnutls_datum_t der;
 
-      der.data = (guchar *)g_bytes_get_data (chain[i]->der, &size);
+      der.data = (guchar *) g_bytes_get_data (chain[i]->der, &size);
       der.size = size;
       g_assert_cmpint (
-          gnutls_pcert_import_x509_raw (&presented->pcerts[i], &der, GNUTLS_X509_FMT_DER, 0), ==,
-          0);
+        gnutls_pcert_import_x509_raw (&presented->pcerts[i], &der, GNUTLS_X509_FMT_DER, 0), ==,
+        0);
     }
 
   g_assert_nonnull (key->key);
   gnutls_privkey_init (&presented->privkey);
   g_assert_cmpint (
-      gnutls_privkey_import_x509 (presented->privkey, key->key, GNUTLS_PRIVKEY_IMPORT_COPY), ==, 0);
+    gnutls_privkey_import_x509 (presented->privkey, key->key, GNUTLS_PRIVKEY_IMPORT_COPY), ==, 0);
 }
 
 static void
@@ -311,7 +322,9 @@ typedef struct
 } Connection;
 
 static gboolean
-send_raw (int fd, const guint8 *data, gsize size)
+send_raw (int           fd,
+          const guint8 *data,
+          gsize         size)
 {
   while (size > 0)
     {
@@ -345,7 +358,8 @@ reset_connection (Connection *connection)
 }
 
 static void
-do_cut (Connection *connection, HostileCut cut)
+do_cut (Connection *connection,
+        HostileCut  cut)
 {
   connection->cut_done = TRUE;
 
@@ -358,7 +372,9 @@ do_cut (Connection *connection, HostileCut cut)
 /* How many of the @size bytes about to be sent go out before the cut:
  * @size if the cut is not in them. */
 static gsize
-bytes_before_cut (Connection *connection, const guint8 *data, gsize size)
+bytes_before_cut (Connection   *connection,
+                  const guint8 *data,
+                  gsize         size)
 {
   const HostileOptions *options = &connection->server->options;
   gboolean at_cut_record;
@@ -405,7 +421,9 @@ bytes_before_cut (Connection *connection, const guint8 *data, gsize size)
 }
 
 static ssize_t
-push_cb (gnutls_transport_ptr_t transport, const void *data, size_t size)
+push_cb (gnutls_transport_ptr_t transport,
+         const void            *data,
+         size_t                 size)
 {
   Connection *connection = transport;
   const HostileOptions *options = &connection->server->options;
@@ -441,7 +459,9 @@ push_cb (gnutls_transport_ptr_t transport, const void *data, size_t size)
 }
 
 static ssize_t
-pull_cb (gnutls_transport_ptr_t transport, void *data, size_t size)
+pull_cb (gnutls_transport_ptr_t transport,
+         void                  *data,
+         size_t                 size)
 {
   Connection *connection = transport;
   ssize_t received;
@@ -473,14 +493,14 @@ client_hello_cb (gnutls_session_t session)
 }
 
 static int
-retrieve_cb (gnutls_session_t session,
-             const gnutls_datum_t *req_ca_rdn,
-             int n_req_ca_rdn,
+retrieve_cb (gnutls_session_t             session,
+             const gnutls_datum_t        *req_ca_rdn,
+             int                          n_req_ca_rdn,
              const gnutls_pk_algorithm_t *pk_algos,
-             int n_pk_algos,
-             gnutls_pcert_st **pcert,
-             unsigned int *pcert_length,
-             gnutls_privkey_t *privkey)
+             int                          n_pk_algos,
+             gnutls_pcert_st            **pcert,
+             unsigned int                *pcert_length,
+             gnutls_privkey_t            *privkey)
 {
   Connection *connection = gnutls_session_get_ptr (session);
   HostileServer *server = connection->server;
@@ -494,7 +514,9 @@ retrieve_cb (gnutls_session_t session,
 }
 
 static int
-psk_cb (gnutls_session_t session, const char *username, gnutls_datum_t *key)
+psk_cb (gnutls_session_t session,
+        const char      *username,
+        gnutls_datum_t  *key)
 {
   key->data = gnutls_malloc (sizeof psk_key_bytes);
   key->size = sizeof psk_key_bytes;
@@ -512,7 +534,7 @@ session_new (Connection *connection)
   gnutls_session_t session;
 
   g_assert_cmpint (gnutls_init (&session, GNUTLS_SERVER | GNUTLS_NO_TICKETS
-                                              | (kind == HOSTILE_RAWPK ? GNUTLS_ENABLE_RAWPK : 0)),
+                                | (kind == HOSTILE_RAWPK ? GNUTLS_ENABLE_RAWPK : 0)),
                    ==, 0);
   g_assert_cmpint (gnutls_priority_set_direct (session, priority, NULL), ==, 0);
 
@@ -538,7 +560,8 @@ session_new (Connection *connection)
 }
 
 static int
-handshake (gnutls_session_t session, Connection *connection)
+handshake (gnutls_session_t session,
+           Connection      *connection)
 {
   int ret;
 
@@ -553,7 +576,8 @@ handshake (gnutls_session_t session, Connection *connection)
 }
 
 static gboolean
-send_record (gnutls_session_t session, const char *text)
+send_record (gnutls_session_t session,
+             const char      *text)
 {
   gsize size = strlen (text);
 
@@ -576,7 +600,8 @@ send_record (gnutls_session_t session, const char *text)
 /* Asks a TLS 1.2 client to handshake again, now with the other chain. A
  * client that sends application data instead has declined. */
 static void
-renegotiate (gnutls_session_t session, Connection *connection)
+renegotiate (gnutls_session_t session,
+             Connection      *connection)
 {
   int ret;
 
@@ -591,7 +616,8 @@ renegotiate (gnutls_session_t session, Connection *connection)
 
 /* Echoes whatever the client sends until it closes. */
 static void
-serve_records (gnutls_session_t session, Connection *connection)
+serve_records (gnutls_session_t session,
+               Connection      *connection)
 {
   g_autofree guint8 *buffer = g_malloc (BUFFER_SIZE);
 
@@ -625,7 +651,8 @@ drain (Connection *connection)
 }
 
 static void
-serve_after_handshake (gnutls_session_t session, Connection *connection)
+serve_after_handshake (gnutls_session_t session,
+                       Connection      *connection)
 {
   const HostileOptions *options = &connection->server->options;
   gsize size;
@@ -708,7 +735,8 @@ set_timeouts (int fd)
 }
 
 static void
-serve_connection (HostileServer *server, int fd)
+serve_connection (HostileServer *server,
+                  int            fd)
 {
   Connection connection = { server, fd, server->n_finished == 0 };
   int result = 0;
@@ -799,14 +827,15 @@ listen_on_loopback (HostileServer *server)
 
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-  g_assert_cmpint (bind (server->listen_fd, (struct sockaddr *)&address, sizeof address), ==, 0);
+  g_assert_cmpint (bind (server->listen_fd, (struct sockaddr *) &address, sizeof address), ==, 0);
   g_assert_cmpint (listen (server->listen_fd, 8), ==, 0);
-  g_assert_cmpint (getsockname (server->listen_fd, (struct sockaddr *)&address, &length), ==, 0);
+  g_assert_cmpint (getsockname (server->listen_fd, (struct sockaddr *) &address, &length), ==, 0);
   server->port = ntohs (address.sin_port);
 }
 
 static void
-set_rawpk_key (HostileServer *server, HostileCert *cert)
+set_rawpk_key (HostileServer *server,
+               HostileCert   *cert)
 {
   gnutls_pubkey_t pubkey;
   gnutls_datum_t spki = { NULL, 0 };
@@ -826,9 +855,10 @@ set_rawpk_key (HostileServer *server, HostileCert *cert)
 }
 
 static void
-load_credentials (HostileServer *server, const HostileOptions *options)
+load_credentials (HostileServer        *server,
+                  const HostileOptions *options)
 {
-  g_autoptr (HostileCert) leaf1 = hostile_cert_load ("leaf1.pem", "leaf1.key");
+  g_autoptr(HostileCert) leaf1 = hostile_cert_load ("leaf1.pem", "leaf1.key");
   g_autofree char *chain = test_data_path ("leaf1-chain.pem");
   g_autofree char *key = test_data_path ("leaf1.key");
   HostileCert *default_chain[] = { leaf1 };
@@ -851,8 +881,8 @@ load_credentials (HostileServer *server, const HostileOptions *options)
     presented_init (&server->presented, default_chain, 1, leaf1);
   if (options->renegotiate)
     presented_init (
-        &server->renegotiated, options->renegotiate_chain, options->renegotiate_chain_length,
-        options->renegotiate_key ? options->renegotiate_key : options->renegotiate_chain[0]);
+      &server->renegotiated, options->renegotiate_chain, options->renegotiate_chain_length,
+      options->renegotiate_key ? options->renegotiate_key : options->renegotiate_chain[0]);
 
   gnutls_anon_allocate_server_credentials (&server->anon_credentials);
   gnutls_psk_allocate_server_credentials (&server->psk_credentials);
@@ -900,7 +930,8 @@ hostile_server_get_port (HostileServer *server)
 }
 
 void
-hostile_server_wait (HostileServer *server, guint n)
+hostile_server_wait (HostileServer *server,
+                     guint          n)
 {
   gint64 deadline = g_get_monotonic_time () + TEST_TIMEOUT_SECONDS * G_TIME_SPAN_SECOND;
   gboolean in_time = TRUE;

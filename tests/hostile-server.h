@@ -25,24 +25,27 @@ typedef enum
   HOSTILE_CERT_LEAF = 0,    /* CA:FALSE, a TLS server for host.test */
   HOSTILE_CERT_CA = 1 << 0, /* CA:TRUE, may sign certificates */
   HOSTILE_CERT_V1 = 1 << 1, /* an X.509 version 1 certificate: no
-                                   * extensions at all */
+                             * extensions at all */
 } HostileCertFlags;
 
 /* A certificate with a new ECDSA P-256 key, named CN=@cn, signed by
  * @issuer's key and naming @issuer's subject as its issuer, or self-signed
  * when @issuer is NULL. @padding bytes of an unknown, non-critical extension
  * make it as large as a test needs. */
-HostileCert *
-hostile_cert_new (const char *cn, HostileCert *issuer, HostileCertFlags flags, gsize padding);
+HostileCert *hostile_cert_new (const char      *cn,
+                               HostileCert     *issuer,
+                               HostileCertFlags flags,
+                               gsize            padding);
 
 /* The same, but with an existing key: @key_of's. */
-HostileCert *hostile_cert_new_with_key (const char *cn,
-                                        HostileCert *issuer,
+HostileCert *hostile_cert_new_with_key (const char      *cn,
+                                        HostileCert     *issuer,
                                         HostileCertFlags flags,
-                                        HostileCert *key_of);
+                                        HostileCert     *key_of);
 
 /* A certificate and its key from data/certs (the key file may be NULL). */
-HostileCert *hostile_cert_load (const char *cert_file, const char *key_file);
+HostileCert *hostile_cert_load (const char *cert_file,
+                                const char *key_file);
 
 HostileCert *hostile_cert_ref (HostileCert *cert);
 void hostile_cert_unref (HostileCert *cert);
@@ -61,7 +64,7 @@ typedef enum
 {
   HOSTILE_CUT_NONE,  /* nothing: the connection runs its course */
   HOSTILE_CUT_STALL, /* send nothing more; read and drop until the client
-                        * closes */
+                      * closes */
   HOSTILE_CUT_CLOSE, /* shut down the sending side (TCP FIN), no alert */
   HOSTILE_CUT_RESET, /* abort the connection with a TCP RST */
 } HostileCut;
@@ -123,7 +126,8 @@ guint16 hostile_server_get_port (HostileServer *server);
 
 /* Waits until the server has finished with @n connections in all; fails
  * the test if that takes longer than TEST_TIMEOUT_SECONDS. */
-void hostile_server_wait (HostileServer *server, guint n);
+void hostile_server_wait (HostileServer *server,
+                          guint          n);
 
 /* What the server saw in its first, hostile connection: the handshake
  * result (0 or a GnuTLS error), the number of ClientHello messages, and

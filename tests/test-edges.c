@@ -43,16 +43,19 @@ static GType empty_certificate_get_type (void);
 G_DEFINE_TYPE (EmptyCertificate, empty_certificate, G_TYPE_TLS_CERTIFICATE)
 
 static void
-empty_certificate_get_property (GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
+empty_certificate_get_property (GObject    *object,
+                                guint       prop_id,
+                                GValue     *value,
+                                GParamSpec *pspec)
 {
   /* Every property reads as unset. */
 }
 
 static void
-empty_certificate_set_property (GObject *object,
-                                guint prop_id,
+empty_certificate_set_property (GObject      *object,
+                                guint         prop_id,
                                 const GValue *value,
-                                GParamSpec *pspec)
+                                GParamSpec   *pspec)
 {
 }
 
@@ -78,10 +81,10 @@ empty_certificate_init (EmptyCertificate *self)
 static void
 test_certificate_without_der (void)
 {
-  g_autoptr (GTlsCertificate) empty = g_object_new (empty_certificate_get_type (), NULL);
+  g_autoptr(GTlsCertificate) empty = g_object_new (empty_certificate_get_type (), NULL);
   GTlsCertificate *certificates[] = { empty };
-  g_autoptr (PinTlsPinSet) set = NULL;
-  g_autoptr (GError) error = NULL;
+  g_autoptr(PinTlsPinSet) set = NULL;
+  g_autoptr(GError) error = NULL;
   g_autofree char *pin = NULL;
 
   set = pin_tls_pin_set_new_from_certificates (certificates, 1, &error);
@@ -102,7 +105,7 @@ static GBytes *
 unknown_key_certificate (void)
 {
   static const guint8 ec_public_key[] = { 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01 };
-  g_autoptr (GPtrArray) chain = test_load_der_chain ("leaf1.pem");
+  g_autoptr(GPtrArray) chain = test_load_der_chain ("leaf1.pem");
   gsize size;
   const guint8 *der = g_bytes_get_data (g_ptr_array_index (chain, 0), &size);
   g_autofree guint8 *copy = g_memdup2 (der, size);
@@ -122,9 +125,9 @@ unknown_key_certificate (void)
 static void
 test_unreadable_public_key (void)
 {
-  g_autoptr (GBytes) der = unknown_key_certificate ();
-  g_autoptr (PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
-  g_autoptr (GError) error = NULL;
+  g_autoptr(GBytes) der = unknown_key_certificate ();
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_autoptr(GError) error = NULL;
   g_autofree char *pin = NULL;
   gnutls_datum_t chain;
   gsize size;
@@ -135,10 +138,10 @@ test_unreadable_public_key (void)
   g_clear_error (&error);
 
   /* The verdict names it rather than a pin, and refuses it. */
-  chain.data = (guchar *)g_bytes_get_data (der, &size);
+  chain.data = (guchar *) g_bytes_get_data (der, &size);
   chain.size = size;
   g_assert_false (
-      pin_tls_verify_chain (pins, &chain, 1, PIN_TLS_MODE_PIN_ONLY, "host.test", NULL, &error));
+    pin_tls_verify_chain (pins, &chain, 1, PIN_TLS_MODE_PIN_ONLY, "host.test", NULL, &error));
   g_assert_error (error, PIN_TLS_ERROR, PIN_TLS_ERROR_PIN_MISMATCH);
   g_assert_nonnull (strstr (error->message, "(unreadable public key)"));
 }
@@ -150,9 +153,9 @@ test_unreadable_public_key (void)
 static void
 test_pin_set_digest (void)
 {
-  g_autoptr (PinTlsPinSet) one = test_pins_for ("leaf1.pem", "leaf2.pem", NULL);
-  g_autoptr (PinTlsPinSet) other = test_pins_for ("leaf2.pem", "leaf1.pem", NULL);
-  g_autoptr (PinTlsPinSet) third = test_pins_for ("leaf2.pem", NULL);
+  g_autoptr(PinTlsPinSet) one = test_pins_for ("leaf1.pem", "leaf2.pem", NULL);
+  g_autoptr(PinTlsPinSet) other = test_pins_for ("leaf2.pem", "leaf1.pem", NULL);
+  g_autoptr(PinTlsPinSet) third = test_pins_for ("leaf2.pem", NULL);
 
   g_assert_cmpmem (_pin_tls_pin_set_get_digest (one), 32, _pin_tls_pin_set_get_digest (other), 32);
   g_assert_true (memcmp (_pin_tls_pin_set_get_digest (one), _pin_tls_pin_set_get_digest (third), 32)
@@ -164,8 +167,8 @@ static void
 test_pin_control_characters (void)
 {
   const char *pins[] = { "sha256/\x01\x1b[31m", NULL };
-  g_autoptr (PinTlsPinSet) set = NULL;
-  g_autoptr (GError) error = NULL;
+  g_autoptr(PinTlsPinSet) set = NULL;
+  g_autoptr(GError) error = NULL;
 
   set = pin_tls_pin_set_new (pins, &error);
   g_assert_error (error, PIN_TLS_ERROR, PIN_TLS_ERROR_INVALID_PIN);
@@ -176,15 +179,16 @@ test_pin_control_characters (void)
 /* Server names --------------------------------------------------------- */
 
 static void
-assert_invalid_name (const char *name, const char *reason)
+assert_invalid_name (const char *name,
+                     const char *reason)
 {
-  g_autoptr (PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
-  g_autoptr (GPtrArray) chain = test_load_der_chain ("leaf1.pem");
-  g_autoptr (GError) error = NULL;
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_autoptr(GPtrArray) chain = test_load_der_chain ("leaf1.pem");
+  g_autoptr(GError) error = NULL;
   gnutls_datum_t der;
   gsize size;
 
-  der.data = (guchar *)g_bytes_get_data (g_ptr_array_index (chain, 0), &size);
+  der.data = (guchar *) g_bytes_get_data (g_ptr_array_index (chain, 0), &size);
   der.size = size;
   g_assert_false (pin_tls_verify_chain (pins, &der, 1, PIN_TLS_MODE_PIN_ONLY, name, NULL, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
@@ -194,7 +198,7 @@ assert_invalid_name (const char *name, const char *reason)
 static void
 test_name_too_long (void)
 {
-  g_autoptr (GString) name = g_string_new (NULL);
+  g_autoptr(GString) name = g_string_new (NULL);
 
   while (name->len < 300)
     g_string_append (name, "label.");
@@ -214,13 +218,13 @@ test_name_not_utf8 (void)
 static void
 test_identity_kinds (void)
 {
-  g_autoptr (GSocketConnectable) address = g_network_address_new ("Host.Test", 443);
-  g_autoptr (GSocketConnectable) service = g_network_service_new ("https", "tcp", "host.test");
-  g_autoptr (GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  g_autoptr (GSocketConnectable) socket_address =
-      G_SOCKET_CONNECTABLE (g_inet_socket_address_new (loopback, 443));
-  g_autoptr (GSocketConnectable) proxy = G_SOCKET_CONNECTABLE (
-      g_proxy_address_new (loopback, 1080, "socks", "host.test", 443, NULL, NULL));
+  g_autoptr(GSocketConnectable) address = g_network_address_new ("Host.Test", 443);
+  g_autoptr(GSocketConnectable) service = g_network_service_new ("https", "tcp", "host.test");
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketConnectable) socket_address =
+    G_SOCKET_CONNECTABLE (g_inet_socket_address_new (loopback, 443));
+  g_autoptr(GSocketConnectable) proxy = G_SOCKET_CONNECTABLE (
+    g_proxy_address_new (loopback, 1080, "socks", "host.test", 443, NULL, NULL));
   g_autofree char *address_name = _pin_tls_identity_host_name (address);
   g_autofree char *service_name = _pin_tls_identity_host_name (service);
   g_autofree char *socket_name = _pin_tls_identity_host_name (socket_address);
@@ -236,10 +240,10 @@ test_identity_kinds (void)
 static void
 test_identity_without_host (void)
 {
-  g_autoptr (GSocketConnectable) unix_address =
-      G_SOCKET_CONNECTABLE (g_unix_socket_address_new ("/nonexistent"));
+  g_autoptr(GSocketConnectable) unix_address =
+    G_SOCKET_CONNECTABLE (g_unix_socket_address_new ("/nonexistent"));
   g_autofree char *name = _pin_tls_identity_host_name (unix_address);
-  g_autoptr (GError) error = NULL;
+  g_autoptr(GError) error = NULL;
 
   g_assert_null (name);
   g_assert_null (_pin_tls_normalize_host_name (name, &error));
@@ -253,27 +257,27 @@ test_identity_without_host (void)
 static void
 test_anchor_not_issuer (void)
 {
-  g_autoptr (HostileCert) impostor = hostile_cert_new ("Intermediate A", NULL, HOSTILE_CERT_CA, 0);
-  g_autoptr (PinTlsPinSet) pins = pins_for_hostile (impostor);
-  g_autoptr (GBytes) impostor_der = hostile_cert_get_der (impostor);
-  g_autoptr (GPtrArray) chain = test_load_der_chain ("leaf1.pem");
-  g_autoptr (GError) error = NULL;
+  g_autoptr(HostileCert) impostor = hostile_cert_new ("Intermediate A", NULL, HOSTILE_CERT_CA, 0);
+  g_autoptr(PinTlsPinSet) pins = pins_for_hostile (impostor);
+  g_autoptr(GBytes) impostor_der = hostile_cert_get_der (impostor);
+  g_autoptr(GPtrArray) chain = test_load_der_chain ("leaf1.pem");
+  g_autoptr(GError) error = NULL;
   gnutls_x509_trust_list_t trust;
   gnutls_x509_crt_t anchor;
   gnutls_datum_t der;
   gsize size;
 
-  der.data = (guchar *)g_bytes_get_data (impostor_der, &size);
+  der.data = (guchar *) g_bytes_get_data (impostor_der, &size);
   der.size = size;
   gnutls_x509_crt_init (&anchor);
   g_assert_cmpint (gnutls_x509_crt_import (anchor, &der, GNUTLS_X509_FMT_DER), ==, 0);
   gnutls_x509_trust_list_init (&trust, 0);
   g_assert_cmpint (gnutls_x509_trust_list_add_cas (trust, &anchor, 1, 0), ==, 1);
 
-  der.data = (guchar *)g_bytes_get_data (g_ptr_array_index (chain, 0), &size);
+  der.data = (guchar *) g_bytes_get_data (g_ptr_array_index (chain, 0), &size);
   der.size = size;
   g_assert_false (
-      pin_tls_verify_chain (pins, &der, 1, PIN_TLS_MODE_CA_AND_PINS, "host.test", trust, &error));
+    pin_tls_verify_chain (pins, &der, 1, PIN_TLS_MODE_CA_AND_PINS, "host.test", trust, &error));
   g_assert_error (error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE);
 
   gnutls_x509_trust_list_deinit (trust, 1);
@@ -311,10 +315,10 @@ test_ca_flags (void)
 static void
 test_database_trust_edges (void)
 {
-  g_autoptr (GPtrArray) chain_der = test_load_der_chain ("leaf1-chain.pem");
+  g_autoptr(GPtrArray) chain_der = test_load_der_chain ("leaf1-chain.pem");
   g_autofree char *root_path = test_data_path ("rootA.pem");
-  g_autoptr (GTlsDatabase) database = g_tls_file_database_new (root_path, NULL);
-  g_autoptr (PinTlsChain) chain = NULL;
+  g_autoptr(GTlsDatabase) database = g_tls_file_database_new (root_path, NULL);
+  g_autoptr(PinTlsChain) chain = NULL;
   gnutls_datum_t der[2];
   PinTlsTrust *empty = _pin_tls_trust_new_for_database (NULL, NULL);
   PinTlsTrust *trust = _pin_tls_trust_new_for_database (database, NULL);
@@ -324,7 +328,7 @@ test_database_trust_edges (void)
     {
       gsize size;
 
-      der[i].data = (guchar *)g_bytes_get_data (g_ptr_array_index (chain_der, i), &size);
+      der[i].data = (guchar *) g_bytes_get_data (g_ptr_array_index (chain_der, i), &size);
       der[i].size = size;
     }
   chain = _pin_tls_chain_new (der, 2, NULL);
@@ -343,9 +347,9 @@ test_database_trust_edges (void)
 static void
 test_certificate_from_garbage (void)
 {
-  g_autoptr (GPtrArray) path = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
-  g_autoptr (GTlsCertificate) certificate = NULL;
-  g_autoptr (GError) error = NULL;
+  g_autoptr(GPtrArray) path = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  g_autoptr(GTlsCertificate) certificate = NULL;
+  g_autoptr(GError) error = NULL;
 
   g_ptr_array_add (path, g_bytes_new_static ("not DER", 7));
   certificate = _pin_tls_certificate_new_from_path (path, &error);
@@ -360,16 +364,16 @@ static const TestServerOptions leaf1_server = { "leaf1-chain.pem", "leaf1.key" }
 static void
 test_orphan_streams (void)
 {
-  g_autoptr (TestServer) server = test_server_new (&leaf1_server);
-  g_autoptr (GSocketClient) client = g_socket_client_new ();
-  g_autoptr (GSocketConnection) tcp = NULL;
-  g_autoptr (GSocketConnectable) identity = g_network_address_new ("host.test", 443);
-  g_autoptr (PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
-  g_autoptr (GInputStream) input = NULL;
-  g_autoptr (GOutputStream) output = NULL;
-  g_autoptr (GSource) in_source = NULL;
-  g_autoptr (GSource) out_source = NULL;
-  g_autoptr (GError) error = NULL;
+  g_autoptr(TestServer) server = test_server_new (&leaf1_server);
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+  g_autoptr(GSocketConnection) tcp = NULL;
+  g_autoptr(GSocketConnectable) identity = g_network_address_new ("host.test", 443);
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_autoptr(GInputStream) input = NULL;
+  g_autoptr(GOutputStream) output = NULL;
+  g_autoptr(GSource) in_source = NULL;
+  g_autoptr(GSource) out_source = NULL;
+  g_autoptr(GError) error = NULL;
   PinTlsClientConnection *connection;
   char byte = 0;
 
@@ -403,11 +407,11 @@ test_orphan_streams (void)
 static guint16
 closed_port (void)
 {
-  g_autoptr (GSocket) socket =
-      g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
-  g_autoptr (GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  g_autoptr (GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
-  g_autoptr (GSocketAddress) bound = NULL;
+  g_autoptr(GSocket) socket =
+    g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
+  g_autoptr(GSocketAddress) bound = NULL;
 
   g_assert_true (g_socket_bind (socket, any, FALSE, NULL));
   bound = g_socket_get_local_address (socket, NULL);
@@ -419,10 +423,10 @@ closed_port (void)
 static void
 test_connect_failures (void)
 {
-  g_autoptr (PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
-  g_autoptr (PinTlsClientConnection) connection = NULL;
-  g_autoptr (GPtrArray) chain = NULL;
-  g_autoptr (GError) error = NULL;
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_autoptr(PinTlsClientConnection) connection = NULL;
+  g_autoptr(GPtrArray) chain = NULL;
+  g_autoptr(GError) error = NULL;
   g_autofree char *refused = g_strdup_printf ("127.0.0.1:%u", closed_port ());
 
   connection = pin_tls_connect ("[::1", 443, pins, NULL, &error);
@@ -454,11 +458,11 @@ test_connect_failures (void)
 static void
 test_fetch_alert (void)
 {
-  g_autoptr (GBytes) alert = g_bytes_new_static ("\x15\x03\x03\x00\x02\x02\x28", 7);
+  g_autoptr(GBytes) alert = g_bytes_new_static ("\x15\x03\x03\x00\x02\x02\x28", 7);
   HostileOptions options = { HOSTILE_RAW };
-  g_autoptr (HostileServer) server = NULL;
-  g_autoptr (GPtrArray) chain = NULL;
-  g_autoptr (GError) error = NULL;
+  g_autoptr(HostileServer) server = NULL;
+  g_autoptr(GPtrArray) chain = NULL;
+  g_autoptr(GError) error = NULL;
   g_autofree char *address = NULL;
 
   options.reply = alert;
@@ -475,13 +479,16 @@ test_fetch_alert (void)
 /* GnuTLS sessions ------------------------------------------------------ */
 
 static int
-refuse_extension_cb (gnutls_session_t session, const unsigned char *data, size_t size)
+refuse_extension_cb (gnutls_session_t     session,
+                     const unsigned char *data,
+                     size_t               size)
 {
   return 0;
 }
 
 static int
-send_nothing_cb (gnutls_session_t session, gnutls_buffer_t extension)
+send_nothing_cb (gnutls_session_t session,
+                 gnutls_buffer_t  extension)
 {
   return 0;
 }
@@ -491,8 +498,8 @@ send_nothing_cb (gnutls_session_t session, gnutls_buffer_t extension)
 static void
 test_enforce_extension_taken (void)
 {
-  g_autoptr (PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
-  g_autoptr (GError) error = NULL;
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_autoptr(GError) error = NULL;
   gnutls_session_t session;
   gboolean enforced;
 
@@ -503,14 +510,14 @@ test_enforce_extension_taken (void)
                    ==, 0);
 
   enforced =
-      pin_tls_session_enforce_pins (session, pins, PIN_TLS_MODE_PIN_ONLY, "host.test", &error);
+    pin_tls_session_enforce_pins (session, pins, PIN_TLS_MODE_PIN_ONLY, "host.test", &error);
   g_assert_false (enforced);
   g_assert_error (error, G_TLS_ERROR, G_TLS_ERROR_MISC);
   g_clear_error (&error);
 
   /* A name that cannot be a host name is refused before anything else. */
   enforced =
-      pin_tls_session_enforce_pins (session, pins, PIN_TLS_MODE_PIN_ONLY, "bad..name", &error);
+    pin_tls_session_enforce_pins (session, pins, PIN_TLS_MODE_PIN_ONLY, "bad..name", &error);
   g_assert_false (enforced);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
   gnutls_deinit (session);
@@ -521,7 +528,7 @@ test_enforce_extension_taken (void)
 static void
 test_check_resumed_without_pins (void)
 {
-  g_autoptr (GError) error = NULL;
+  g_autoptr(GError) error = NULL;
   gnutls_session_t bare;
 
   gnutls_init (&bare, GNUTLS_CLIENT);
@@ -534,7 +541,7 @@ typedef struct
 {
   int code;
   gboolean handshaking;
-  GQuark (*domain) (void);
+  GQuark (*domain)(void);
   int error_code;
 } GnutlsErrorCase;
 
@@ -560,8 +567,8 @@ test_error_mapping (void)
   gnutls_init (&session, GNUTLS_CLIENT);
   for (i = 0; i < G_N_ELEMENTS (cases); i++)
     {
-      g_autoptr (GError) error =
-          _pin_tls_error_from_gnutls (session, cases[i].code, cases[i].handshaking);
+      g_autoptr(GError) error =
+        _pin_tls_error_from_gnutls (session, cases[i].code, cases[i].handshaking);
 
       g_assert_error (error, cases[i].domain (), cases[i].error_code);
     }
@@ -573,20 +580,21 @@ test_error_mapping (void)
 static void
 test_handshake_error_without_verdict (void)
 {
-  g_autoptr (PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
-  g_autoptr (GError) error = NULL;
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_autoptr(GError) error = NULL;
   gnutls_session_t session;
 
   gnutls_init (&session, GNUTLS_CLIENT);
   g_assert_true (
-      pin_tls_session_enforce_pins (session, pins, PIN_TLS_MODE_PIN_ONLY, "host.test", NULL));
+    pin_tls_session_enforce_pins (session, pins, PIN_TLS_MODE_PIN_ONLY, "host.test", NULL));
   error = pin_tls_session_handshake_error (session, GNUTLS_E_PUSH_ERROR);
   g_assert_error (error, G_TLS_ERROR, G_TLS_ERROR_NOT_TLS);
   gnutls_deinit (session);
 }
 
 int
-main (int argc, char *argv[])
+main (int   argc,
+      char *argv[])
 {
   g_test_init (&argc, &argv, NULL);
 

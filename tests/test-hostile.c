@@ -32,16 +32,17 @@ stall_timeout (void)
 {
   const char *value = g_getenv ("PINTLS_TEST_STALL_TIMEOUT");
 
-  return value != NULL ? (guint)g_ascii_strtoull (value, NULL, 10) : 2;
+  return value != NULL ? (guint) g_ascii_strtoull (value, NULL, 10) : 2;
 }
 
 /* The client ------------------------------------------------------------ */
 
 static GSocketConnection *
-connect_tcp (guint16 port, guint timeout)
+connect_tcp (guint16 port,
+             guint   timeout)
 {
-  g_autoptr (GSocketClient) client = g_socket_client_new ();
-  g_autoptr (GError) error = NULL;
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+  g_autoptr(GError) error = NULL;
   GSocketConnection *tcp;
 
   tcp = g_socket_client_connect_to_host (client, "127.0.0.1", port, NULL, &error);
@@ -53,11 +54,13 @@ connect_tcp (guint16 port, guint timeout)
 }
 
 static PinTlsClientConnection *
-client_new (HostileServer *server, PinTlsPinSet *pins, guint timeout)
+client_new (HostileServer *server,
+            PinTlsPinSet  *pins,
+            guint          timeout)
 {
-  g_autoptr (GSocketConnection) tcp = connect_tcp (hostile_server_get_port (server), timeout);
-  g_autoptr (GSocketConnectable) identity = NULL;
-  g_autoptr (GError) error = NULL;
+  g_autoptr(GSocketConnection) tcp = connect_tcp (hostile_server_get_port (server), timeout);
+  g_autoptr(GSocketConnectable) identity = NULL;
+  g_autoptr(GError) error = NULL;
   PinTlsClientConnection *connection;
 
   identity = g_network_address_new ("host.test", hostile_server_get_port (server));
@@ -72,7 +75,7 @@ pins_for_cert (HostileCert *cert)
 {
   g_autofree char *pin = hostile_cert_get_pin (cert);
   const char *pins[] = { pin, NULL };
-  g_autoptr (GError) error = NULL;
+  g_autoptr(GError) error = NULL;
   PinTlsPinSet *set = pin_tls_pin_set_new (pins, &error);
 
   g_assert_no_error (error);
@@ -83,8 +86,8 @@ static void
 trust_root_a (PinTlsClientConnection *connection)
 {
   g_autofree char *path = test_data_path ("rootA.pem");
-  g_autoptr (GTlsDatabase) database = NULL;
-  g_autoptr (GError) error = NULL;
+  g_autoptr(GTlsDatabase) database = NULL;
+  g_autoptr(GError) error = NULL;
 
   database = g_tls_file_database_new (path, &error);
   g_assert_no_error (error);
@@ -94,11 +97,12 @@ trust_root_a (PinTlsClientConnection *connection)
 
 /* Sends @text and checks that it comes back. */
 static void
-assert_echo (PinTlsClientConnection *connection, const char *text)
+assert_echo (PinTlsClientConnection *connection,
+             const char             *text)
 {
   GIOStream *stream = G_IO_STREAM (connection);
   g_autofree char *buffer = g_malloc0 (strlen (text) + 1);
-  g_autoptr (GError) error = NULL;
+  g_autoptr(GError) error = NULL;
   gsize n = 0;
 
   g_output_stream_write_all (g_io_stream_get_output_stream (stream), text, strlen (text), NULL,
@@ -115,9 +119,9 @@ assert_echo (PinTlsClientConnection *connection, const char *text)
 static void
 assert_next_connection_works (HostileServer *server)
 {
-  g_autoptr (PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
-  g_autoptr (PinTlsClientConnection) connection = NULL;
-  g_autoptr (GError) error = NULL;
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_autoptr(PinTlsClientConnection) connection = NULL;
+  g_autoptr(GError) error = NULL;
 
   connection = client_new (server, pins, TEST_TIMEOUT_SECONDS);
   g_tls_connection_handshake (G_TLS_CONNECTION (connection), NULL, &error);
@@ -129,16 +133,16 @@ assert_next_connection_works (HostileServer *server)
 }
 
 /* Attacks one handshake with @pins and returns the client's error, after
- * checking that the client refused and that the next connection works. */
+* checking that the client refused and that the next connection works. */
 static GError *
 attack_handshake (const HostileOptions *options,
-                  PinTlsPinSet *pins,
-                  gboolean ca_and_pins,
-                  guint timeout)
+                  PinTlsPinSet         *pins,
+                  gboolean              ca_and_pins,
+                  guint                 timeout)
 {
-  g_autoptr (HostileServer) server = hostile_server_new (options);
-  g_autoptr (PinTlsClientConnection) connection = client_new (server, pins, timeout);
-  g_autoptr (GBytes) received = NULL;
+  g_autoptr(HostileServer) server = hostile_server_new (options);
+  g_autoptr(PinTlsClientConnection) connection = client_new (server, pins, timeout);
+  g_autoptr(GBytes) received = NULL;
   GError *error = NULL;
 
   if (ca_and_pins)
@@ -163,9 +167,10 @@ attack_handshake (const HostileOptions *options,
 }
 
 static GError *
-attack_with_leaf1_pins (const HostileOptions *options, guint timeout)
+attack_with_leaf1_pins (const HostileOptions *options,
+                        guint                 timeout)
 {
-  g_autoptr (PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
 
   return attack_handshake (options, pins, FALSE, timeout);
 }
@@ -194,13 +199,13 @@ static const NoCertificateCase no_certificate_cases[] = {
 };
 
 /* With pintls's own priority, the client offers nothing such a server can
- * use: the handshake fails on the server's alert, before any pin check. */
+* use: the handshake fails on the server's alert, before any pin check. */
 static void
 test_no_certificate_default (gconstpointer data)
 {
   const NoCertificateCase *test = data;
   const HostileOptions options = { test->kind, test->server_priority };
-  g_autoptr (GError) error = attack_with_leaf1_pins (&options, TEST_TIMEOUT_SECONDS);
+  g_autoptr(GError) error = attack_with_leaf1_pins (&options, TEST_TIMEOUT_SECONDS);
 
   g_assert_error (error, G_TLS_ERROR, G_TLS_ERROR_MISC);
   g_assert_nonnull (strstr (error->message, "alert"));
@@ -217,7 +222,7 @@ connect_fd (HostileServer *server)
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
   address.sin_port = htons (hostile_server_get_port (server));
-  g_assert_cmpint (connect (fd, (struct sockaddr *)&address, sizeof address), ==, 0);
+  g_assert_cmpint (connect (fd, (struct sockaddr *) &address, sizeof address), ==, 0);
   setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
 
   return fd;
@@ -230,12 +235,12 @@ static void
 test_no_certificate_widened (gconstpointer data)
 {
   static const guint8 psk_key[32] = { 0x70, 0x69, 0x6e, 0x74, 0x6c, 0x73 };
-  const gnutls_datum_t key = { (guchar *)psk_key, sizeof psk_key };
+  const gnutls_datum_t key = { (guchar *) psk_key, sizeof psk_key };
   const NoCertificateCase *test = data;
   const HostileOptions options = { test->kind, test->server_priority };
-  g_autoptr (HostileServer) server = hostile_server_new (&options);
-  g_autoptr (PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
-  g_autoptr (GError) error = NULL;
+  g_autoptr(HostileServer) server = hostile_server_new (&options);
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_autoptr(GError) error = NULL;
   gnutls_certificate_credentials_t certificate;
   gnutls_anon_client_credentials_t anon;
   gnutls_psk_client_credentials_t psk;
@@ -255,7 +260,7 @@ test_no_certificate_widened (gconstpointer data)
   gnutls_credentials_set (session, GNUTLS_CRD_PSK, psk);
   gnutls_transport_set_int (session, fd);
   g_assert_true (
-      pin_tls_session_enforce_pins (session, pins, PIN_TLS_MODE_PIN_ONLY, "host.test", &error));
+    pin_tls_session_enforce_pins (session, pins, PIN_TLS_MODE_PIN_ONLY, "host.test", &error));
 
   do
     ret = gnutls_handshake (session);
@@ -287,10 +292,12 @@ test_no_certificate_widened (gconstpointer data)
 /* Serves @chain (a NULL-terminated list, sent verbatim) with the key of
  * its first certificate, to a client pinning @pinned. */
 static GError *
-attack_with_chain (HostileCert **chain, HostileCert *pinned, gboolean ca_and_pins)
+attack_with_chain (HostileCert **chain,
+                   HostileCert  *pinned,
+                   gboolean      ca_and_pins)
 {
   HostileOptions options = { HOSTILE_TLS, TLS13 };
-  g_autoptr (PinTlsPinSet) pins = pins_for_cert (pinned);
+  g_autoptr(PinTlsPinSet) pins = pins_for_cert (pinned);
 
   options.chain = chain;
   while (chain[options.chain_length] != NULL)
@@ -301,13 +308,14 @@ attack_with_chain (HostileCert **chain, HostileCert *pinned, gboolean ca_and_pin
 
 /* The same chain with a pin that must match: accepted. */
 static void
-assert_chain_accepted (HostileCert **chain, HostileCert *pinned)
+assert_chain_accepted (HostileCert **chain,
+                       HostileCert  *pinned)
 {
   HostileOptions options = { HOSTILE_TLS, TLS13 };
-  g_autoptr (PinTlsPinSet) pins = pins_for_cert (pinned);
-  g_autoptr (HostileServer) server = NULL;
-  g_autoptr (PinTlsClientConnection) connection = NULL;
-  g_autoptr (GError) error = NULL;
+  g_autoptr(PinTlsPinSet) pins = pins_for_cert (pinned);
+  g_autoptr(HostileServer) server = NULL;
+  g_autoptr(PinTlsClientConnection) connection = NULL;
+  g_autoptr(GError) error = NULL;
 
   options.chain = chain;
   while (chain[options.chain_length] != NULL)
@@ -331,11 +339,11 @@ assert_mismatch (GError *error)
 static void
 test_oversized_certificate (void)
 {
-  g_autoptr (HostileCert) root = hostile_cert_new ("Big Root", NULL, HOSTILE_CERT_CA, 0);
-  g_autoptr (HostileCert) leaf = hostile_cert_new ("host.test", root, 0, 100 * 1024);
-  g_autoptr (HostileCert) other = hostile_cert_load ("leaf2.pem", NULL);
+  g_autoptr(HostileCert) root = hostile_cert_new ("Big Root", NULL, HOSTILE_CERT_CA, 0);
+  g_autoptr(HostileCert) leaf = hostile_cert_new ("host.test", root, 0, 100 * 1024);
+  g_autoptr(HostileCert) other = hostile_cert_load ("leaf2.pem", NULL);
   HostileCert *chain[] = { leaf, root, NULL };
-  g_autoptr (GError) error = attack_with_chain (chain, other, FALSE);
+  g_autoptr(GError) error = attack_with_chain (chain, other, FALSE);
 
   assert_mismatch (error);
   g_assert_cmpuint (strlen (error->message), <, 2048);
@@ -346,13 +354,13 @@ test_oversized_certificate (void)
 static void
 test_oversized_chain (void)
 {
-  g_autoptr (HostileCert) root = hostile_cert_new ("Big Root", NULL, HOSTILE_CERT_CA, 60 * 1024);
-  g_autoptr (HostileCert) a = hostile_cert_new ("Big A", root, HOSTILE_CERT_CA, 60 * 1024);
-  g_autoptr (HostileCert) b = hostile_cert_new ("Big B", a, HOSTILE_CERT_CA, 60 * 1024);
-  g_autoptr (HostileCert) c = hostile_cert_new ("Big C", b, HOSTILE_CERT_CA, 60 * 1024);
-  g_autoptr (HostileCert) leaf = hostile_cert_new ("host.test", c, 0, 60 * 1024);
+  g_autoptr(HostileCert) root = hostile_cert_new ("Big Root", NULL, HOSTILE_CERT_CA, 60 * 1024);
+  g_autoptr(HostileCert) a = hostile_cert_new ("Big A", root, HOSTILE_CERT_CA, 60 * 1024);
+  g_autoptr(HostileCert) b = hostile_cert_new ("Big B", a, HOSTILE_CERT_CA, 60 * 1024);
+  g_autoptr(HostileCert) c = hostile_cert_new ("Big C", b, HOSTILE_CERT_CA, 60 * 1024);
+  g_autoptr(HostileCert) leaf = hostile_cert_new ("host.test", c, 0, 60 * 1024);
   HostileCert *chain[] = { leaf, c, b, a, root, NULL };
-  g_autoptr (GError) error = attack_with_chain (chain, leaf, FALSE);
+  g_autoptr(GError) error = attack_with_chain (chain, leaf, FALSE);
 
   g_assert_error (error, G_TLS_ERROR, G_TLS_ERROR_MISC);
 }
@@ -365,7 +373,7 @@ static void
 test_deep_chain (void)
 {
   HostileCert *chain[DEEP_CHAIN_LENGTH + 1] = { NULL };
-  g_autoptr (GError) error = NULL;
+  g_autoptr(GError) error = NULL;
   guint i;
 
   chain[DEEP_CHAIN_LENGTH - 1] = hostile_cert_new ("Deep 0", NULL, HOSTILE_CERT_CA, 0);
@@ -374,7 +382,7 @@ test_deep_chain (void)
       g_autofree char *cn = g_strdup_printf ("Deep %u", DEEP_CHAIN_LENGTH - i);
 
       chain[i - 1] =
-          hostile_cert_new (i > 1 ? cn : "host.test", chain[i], i > 1 ? HOSTILE_CERT_CA : 0, 0);
+        hostile_cert_new (i > 1 ? cn : "host.test", chain[i], i > 1 ? HOSTILE_CERT_CA : 0, 0);
     }
 
   error = attack_with_chain (chain, chain[DEEP_CHAIN_LENGTH - 1], FALSE);
@@ -390,11 +398,11 @@ test_deep_chain (void)
 static void
 test_duplicate_chain (void)
 {
-  g_autoptr (HostileCert) leaf = hostile_cert_load ("leaf1.pem", "leaf1.key");
-  g_autoptr (HostileCert) int_a = hostile_cert_load ("intA.pem", NULL);
-  g_autoptr (HostileCert) root_b = hostile_cert_load ("rootB.pem", NULL);
+  g_autoptr(HostileCert) leaf = hostile_cert_load ("leaf1.pem", "leaf1.key");
+  g_autoptr(HostileCert) int_a = hostile_cert_load ("intA.pem", NULL);
+  g_autoptr(HostileCert) root_b = hostile_cert_load ("rootB.pem", NULL);
   HostileCert *chain[] = { leaf, int_a, int_a, leaf, int_a, leaf, NULL };
-  g_autoptr (GError) error = attack_with_chain (chain, root_b, FALSE);
+  g_autoptr(GError) error = attack_with_chain (chain, root_b, FALSE);
 
   assert_mismatch (error);
   assert_chain_accepted (chain, int_a);
@@ -404,12 +412,12 @@ test_duplicate_chain (void)
 static void
 test_reordered_chain (void)
 {
-  g_autoptr (HostileCert) leaf = hostile_cert_load ("leaf1.pem", "leaf1.key");
-  g_autoptr (HostileCert) int_a = hostile_cert_load ("intA.pem", NULL);
-  g_autoptr (HostileCert) root_a = hostile_cert_load ("rootA.pem", NULL);
-  g_autoptr (HostileCert) root_b = hostile_cert_load ("rootB.pem", NULL);
+  g_autoptr(HostileCert) leaf = hostile_cert_load ("leaf1.pem", "leaf1.key");
+  g_autoptr(HostileCert) int_a = hostile_cert_load ("intA.pem", NULL);
+  g_autoptr(HostileCert) root_a = hostile_cert_load ("rootA.pem", NULL);
+  g_autoptr(HostileCert) root_b = hostile_cert_load ("rootB.pem", NULL);
   HostileCert *chain[] = { leaf, root_a, int_a, NULL };
-  g_autoptr (GError) error = attack_with_chain (chain, root_b, FALSE);
+  g_autoptr(GError) error = attack_with_chain (chain, root_b, FALSE);
 
   assert_mismatch (error);
   assert_chain_accepted (chain, root_a);
@@ -419,13 +427,13 @@ test_reordered_chain (void)
 static void
 test_cyclic_chain (void)
 {
-  g_autoptr (HostileCert) y0 = hostile_cert_new ("Cycle Y", NULL, HOSTILE_CERT_CA, 0);
-  g_autoptr (HostileCert) x = hostile_cert_new ("Cycle X", y0, HOSTILE_CERT_CA, 0);
-  g_autoptr (HostileCert) y = hostile_cert_new_with_key ("Cycle Y", x, HOSTILE_CERT_CA, y0);
-  g_autoptr (HostileCert) leaf = hostile_cert_new ("host.test", x, 0, 0);
-  g_autoptr (HostileCert) other = hostile_cert_load ("leaf2.pem", NULL);
+  g_autoptr(HostileCert) y0 = hostile_cert_new ("Cycle Y", NULL, HOSTILE_CERT_CA, 0);
+  g_autoptr(HostileCert) x = hostile_cert_new ("Cycle X", y0, HOSTILE_CERT_CA, 0);
+  g_autoptr(HostileCert) y = hostile_cert_new_with_key ("Cycle Y", x, HOSTILE_CERT_CA, y0);
+  g_autoptr(HostileCert) leaf = hostile_cert_new ("host.test", x, 0, 0);
+  g_autoptr(HostileCert) other = hostile_cert_load ("leaf2.pem", NULL);
   HostileCert *chain[] = { leaf, x, y, x, y, NULL };
-  g_autoptr (GError) error = attack_with_chain (chain, other, FALSE);
+  g_autoptr(GError) error = attack_with_chain (chain, other, FALSE);
 
   assert_mismatch (error);
   assert_chain_accepted (chain, y);
@@ -436,13 +444,13 @@ test_cyclic_chain (void)
 static void
 test_unrelated_chain (void)
 {
-  g_autoptr (HostileCert) leaf = hostile_cert_load ("leaf2.pem", "leaf2.key");
-  g_autoptr (HostileCert) int_a = hostile_cert_load ("intA.pem", NULL);
-  g_autoptr (HostileCert) int_b = hostile_cert_load ("intB.pem", NULL);
-  g_autoptr (HostileCert) root_b = hostile_cert_load ("rootB.pem", NULL);
-  g_autoptr (HostileCert) other = hostile_cert_load ("other.pem", NULL);
+  g_autoptr(HostileCert) leaf = hostile_cert_load ("leaf2.pem", "leaf2.key");
+  g_autoptr(HostileCert) int_a = hostile_cert_load ("intA.pem", NULL);
+  g_autoptr(HostileCert) int_b = hostile_cert_load ("intB.pem", NULL);
+  g_autoptr(HostileCert) root_b = hostile_cert_load ("rootB.pem", NULL);
+  g_autoptr(HostileCert) other = hostile_cert_load ("other.pem", NULL);
   HostileCert *chain[] = { leaf, int_b, root_b, other, int_a, NULL };
-  g_autoptr (GError) error = attack_with_chain (chain, int_b, FALSE);
+  g_autoptr(GError) error = attack_with_chain (chain, int_b, FALSE);
 
   assert_mismatch (error);
   g_assert_nonnull (strstr (error->message, "not on the issuer path"));
@@ -455,12 +463,12 @@ static void
 test_bad_signer (gconstpointer data)
 {
   const char *const *files = data;
-  g_autoptr (HostileCert) leaf = hostile_cert_load (files[0], files[1]);
-  g_autoptr (HostileCert) signer = hostile_cert_load (files[2], NULL);
-  g_autoptr (HostileCert) pinned = hostile_cert_load (files[3], NULL);
+  g_autoptr(HostileCert) leaf = hostile_cert_load (files[0], files[1]);
+  g_autoptr(HostileCert) signer = hostile_cert_load (files[2], NULL);
+  g_autoptr(HostileCert) pinned = hostile_cert_load (files[3], NULL);
   HostileCert *chain[] = { leaf, signer, pinned, NULL };
-  g_autoptr (GError) error = attack_with_chain (chain, pinned, FALSE);
-  g_autoptr (GError) ca_error = attack_with_chain (chain, pinned, TRUE);
+  g_autoptr(GError) error = attack_with_chain (chain, pinned, FALSE);
+  g_autoptr(GError) ca_error = attack_with_chain (chain, pinned, TRUE);
 
   assert_mismatch (error);
   g_assert_error (ca_error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE);
@@ -473,12 +481,12 @@ static const char *const v1_signer[] = { "leafV1.pem", "leafV1.key", "intV1.pem"
 static void
 test_generated_v1_signer (void)
 {
-  g_autoptr (HostileCert) root = hostile_cert_new ("V1 Root", NULL, HOSTILE_CERT_CA, 0);
-  g_autoptr (HostileCert) v1 = hostile_cert_new ("V1 Signer", root, HOSTILE_CERT_V1, 0);
-  g_autoptr (HostileCert) leaf = hostile_cert_new ("host.test", v1, 0, 0);
+  g_autoptr(HostileCert) root = hostile_cert_new ("V1 Root", NULL, HOSTILE_CERT_CA, 0);
+  g_autoptr(HostileCert) v1 = hostile_cert_new ("V1 Signer", root, HOSTILE_CERT_V1, 0);
+  g_autoptr(HostileCert) leaf = hostile_cert_new ("host.test", v1, 0, 0);
   HostileCert *chain[] = { leaf, v1, root, NULL };
-  g_autoptr (GError) error = attack_with_chain (chain, v1, FALSE);
-  g_autoptr (GError) root_error = attack_with_chain (chain, root, FALSE);
+  g_autoptr(GError) error = attack_with_chain (chain, v1, FALSE);
+  g_autoptr(GError) root_error = attack_with_chain (chain, root, FALSE);
 
   assert_mismatch (error);
   assert_mismatch (root_error);
@@ -492,17 +500,17 @@ test_generated_v1_signer (void)
 static void
 test_renegotiation (void)
 {
-  g_autoptr (HostileCert) leaf2 = hostile_cert_load ("leaf2.pem", "leaf2.key");
-  g_autoptr (HostileCert) int_a = hostile_cert_load ("intA.pem", NULL);
+  g_autoptr(HostileCert) leaf2 = hostile_cert_load ("leaf2.pem", "leaf2.key");
+  g_autoptr(HostileCert) int_a = hostile_cert_load ("intA.pem", NULL);
   HostileCert *second_chain[] = { leaf2, int_a };
   HostileOptions options = { HOSTILE_TLS, TLS12 };
-  g_autoptr (HostileServer) server = NULL;
-  g_autoptr (PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
-  g_autoptr (PinTlsClientConnection) connection = NULL;
-  g_autoptr (GPtrArray) leaf1_chain = test_load_der_chain ("leaf1.pem");
+  g_autoptr(HostileServer) server = NULL;
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_autoptr(PinTlsClientConnection) connection = NULL;
+  g_autoptr(GPtrArray) leaf1_chain = test_load_der_chain ("leaf1.pem");
   GBytes *leaf1_der = g_ptr_array_index (leaf1_chain, 0);
-  g_autoptr (GByteArray) peer_der = NULL;
-  g_autoptr (GError) error = NULL;
+  g_autoptr(GByteArray) peer_der = NULL;
+  g_autoptr(GError) error = NULL;
   GTlsCertificate *peer;
   char buffer[64] = "";
   gssize n;
@@ -548,7 +556,7 @@ typedef struct
 static void
 cut_attempt_start (CutAttempt *attempt)
 {
-  g_autoptr (PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
 
   attempt->server = hostile_server_new (&attempt->options);
   attempt->connection = client_new (attempt->server, pins, attempt->timeout);
@@ -577,7 +585,9 @@ sync_attempt_thread (gpointer data)
 }
 
 static void
-async_attempt_cb (GObject *source, GAsyncResult *result, gpointer data)
+async_attempt_cb (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      data)
 {
   CutAttempt *attempt = data;
 
@@ -588,7 +598,10 @@ async_attempt_cb (GObject *source, GAsyncResult *result, gpointer data)
 /* Every handshake step a cut can fall on: after each whole record the
  * server sends, and in the middle of each. */
 static CutAttempt *
-cut_attempts_new (const char *priority, HostileCut cut, guint timeout, guint *n_attempts)
+cut_attempts_new (const char *priority,
+                  HostileCut  cut,
+                  guint       timeout,
+                  guint      *n_attempts)
 {
   CutAttempt *attempts = g_new0 (CutAttempt, 2 * HANDSHAKE_RECORDS);
   guint i;
@@ -612,9 +625,9 @@ cut_attempts_new (const char *priority, HostileCut cut, guint timeout, guint *n_
  * whole table costs one socket timeout. */
 static void
 run_cut_attempts (const char *priority,
-                  HostileCut cut,
-                  guint timeout,
-                  void (*check) (CutAttempt *attempt))
+                  HostileCut  cut,
+                  guint       timeout,
+                  void (     *check ) (CutAttempt *attempt))
 {
   guint n = 0;
   g_autofree CutAttempt *sync = cut_attempts_new (priority, cut, timeout, &n);
@@ -698,15 +711,15 @@ typedef struct
 {
   const char *path;
   const char *reply;
-  gsize reply_length; /* 0: strlen (reply) */
-  guint repeat;       /* the reply sent this many times; 0: once */
+  gsize reply_length;     /* 0: strlen (reply) */
+  guint repeat;           /* the reply sent this many times; 0: once */
   gboolean reply_first;
   HostileCut cut;
-  GQuark (*domain) (void); /* NULL: G_TLS_ERROR */
-  int code;                /* -1: any code of the domain */
-  const char *message;     /* in the error message, if not NULL */
-  gsize record_size;       /* then records of this many bytes of 0x5a ... */
-  guint n_records;         /* ... this many times */
+  GQuark (*domain)(void); /* NULL: G_TLS_ERROR */
+  int code;               /* -1: any code of the domain */
+  const char *message;    /* in the error message, if not NULL */
+  gsize record_size;      /* then records of this many bytes of 0x5a ... */
+  guint n_records;        /* ... this many times */
 } RawCase;
 
 #define FATAL_HANDSHAKE_FAILURE "\x15\x03\x03\x00\x02\x02\x28"
@@ -756,10 +769,10 @@ raw_case_bytes (const RawCase *test)
   if (length == 0)
     length = strlen (text);
   if (text == NULL)
-    text = (const char *)(zeros = g_malloc0 (length));
+    text = (const char *) (zeros = g_malloc0 (length));
 
   for (i = 0; i < MAX (test->repeat, 1); i++)
-    g_byte_array_append (bytes, (const guint8 *)text, length);
+    g_byte_array_append (bytes, (const guint8 *) text, length);
   g_free (zeros);
 
   for (i = 0; i < test->n_records; i++)
@@ -779,9 +792,9 @@ static void
 test_raw (gconstpointer data)
 {
   const RawCase *test = data;
-  g_autoptr (GBytes) reply = raw_case_bytes (test);
+  g_autoptr(GBytes) reply = raw_case_bytes (test);
   HostileOptions options = { HOSTILE_RAW };
-  g_autoptr (GError) error = NULL;
+  g_autoptr(GError) error = NULL;
   GQuark domain = test->domain ? test->domain () : G_TLS_ERROR;
 
   options.reply = reply;
@@ -806,11 +819,11 @@ typedef struct
   const char *path;
   const char *bytes; /* written to the socket after the handshake */
   gsize length;
-  gsize garbage; /* this many more bytes of 0x5a */
+  gsize garbage;     /* this many more bytes of 0x5a */
   HostileCut cut;
   gboolean require_close_notify;
-  GQuark domain; /* 0: a clean end of stream is expected */
-  int code;      /* -1: any code of the domain */
+  GQuark domain;     /* 0: a clean end of stream is expected */
+  int code;          /* -1: any code of the domain */
 } AfterCase;
 
 static const AfterCase after_cases[] = {
@@ -838,21 +851,21 @@ static void
 test_after_handshake (gconstpointer data)
 {
   const AfterCase *test = data;
-  g_autoptr (GByteArray) bytes = g_byte_array_new ();
-  g_autoptr (GBytes) after = NULL;
+  g_autoptr(GByteArray) bytes = g_byte_array_new ();
+  g_autoptr(GBytes) after = NULL;
   HostileOptions options = { HOSTILE_TLS, NULL };
-  g_autoptr (HostileServer) server = NULL;
-  g_autoptr (PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
-  g_autoptr (PinTlsClientConnection) connection = NULL;
-  g_autoptr (GError) error = NULL;
+  g_autoptr(HostileServer) server = NULL;
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_autoptr(PinTlsClientConnection) connection = NULL;
+  g_autoptr(GError) error = NULL;
   GInputStream *input;
   char buffer[64] = "";
   gssize n;
   gsize i;
 
-  g_byte_array_append (bytes, (const guint8 *)test->bytes, test->length);
+  g_byte_array_append (bytes, (const guint8 *) test->bytes, test->length);
   for (i = 0; i < test->garbage; i++)
-    g_byte_array_append (bytes, (const guint8 *)"\x5a", 1);
+    g_byte_array_append (bytes, (const guint8 *) "\x5a", 1);
   after = g_byte_array_free_to_bytes (g_steal_pointer (&bytes));
   options.greeting = "hello\n";
   options.after_handshake = after;
@@ -892,7 +905,8 @@ test_after_handshake (gconstpointer data)
 }
 
 int
-main (int argc, char *argv[])
+main (int   argc,
+      char *argv[])
 {
   guint i;
 

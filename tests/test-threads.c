@@ -41,7 +41,8 @@ start_together (Shared *shared)
 }
 
 static void
-run_threads (Shared *shared, GThreadFunc func)
+run_threads (Shared     *shared,
+             GThreadFunc func)
 {
   GThread *threads[N_THREADS];
   guint i;
@@ -81,7 +82,7 @@ datums_for (GPtrArray *chain)
     {
       gsize size;
 
-      datums[i].data = (guchar *)g_bytes_get_data (g_ptr_array_index (chain, i), &size);
+      datums[i].data = (guchar *) g_bytes_get_data (g_ptr_array_index (chain, i), &size);
       datums[i].size = size;
     }
 
@@ -94,8 +95,8 @@ static gpointer
 verify_thread (gpointer data)
 {
   Shared *shared = data;
-  g_autoptr (GPtrArray) good = test_load_der_chain ("leaf1-chain.pem");
-  g_autoptr (GPtrArray) bad = test_load_der_chain ("leaf2-chain.pem");
+  g_autoptr(GPtrArray) good = test_load_der_chain ("leaf1-chain.pem");
+  g_autoptr(GPtrArray) bad = test_load_der_chain ("leaf2-chain.pem");
   g_autofree gnutls_datum_t *good_der = datums_for (good);
   g_autofree gnutls_datum_t *bad_der = datums_for (bad);
   g_autofree char *root = test_data_path ("rootA.pem");
@@ -104,14 +105,14 @@ verify_thread (gpointer data)
 
   gnutls_x509_trust_list_init (&trust, 0);
   g_assert_cmpint (
-      gnutls_x509_trust_list_add_trust_file (trust, root, NULL, GNUTLS_X509_FMT_PEM, 0, 0), ==, 1);
+    gnutls_x509_trust_list_add_trust_file (trust, root, NULL, GNUTLS_X509_FMT_PEM, 0, 0), ==, 1);
   start_together (shared);
 
   for (i = 0; i < N_ROUNDS; i++)
     {
-      g_autoptr (GError) error = NULL;
-      g_autoptr (PinTlsPinSet) both = NULL;
-      g_auto (GStrv) strings = NULL;
+      g_autoptr(GError) error = NULL;
+      g_autoptr(PinTlsPinSet) both = NULL;
+      g_auto(GStrv) strings = NULL;
 
       g_assert_true (pin_tls_verify_chain (shared->pins, good_der, good->len, PIN_TLS_MODE_PIN_ONLY,
                                            "host.test", NULL, &error));
@@ -124,7 +125,7 @@ verify_thread (gpointer data)
       g_assert_error (error, PIN_TLS_ERROR, PIN_TLS_ERROR_PIN_MISMATCH);
 
       g_assert_true (
-          pin_tls_pin_set_matches_certificate (shared->pins, g_ptr_array_index (good, 0), NULL));
+        pin_tls_pin_set_matches_certificate (shared->pins, g_ptr_array_index (good, 0), NULL));
       strings = pin_tls_pin_set_to_strings (shared->pins);
       g_assert_cmpuint (g_strv_length (strings), ==, 3);
       both = pin_tls_pin_set_union (shared->pins, shared->pins);
@@ -150,9 +151,9 @@ static gpointer
 system_trust_thread (gpointer data)
 {
   Shared *shared = data;
-  g_autoptr (GPtrArray) chain = test_load_der_chain ("leaf1-chain.pem");
+  g_autoptr(GPtrArray) chain = test_load_der_chain ("leaf1-chain.pem");
   g_autofree gnutls_datum_t *der = datums_for (chain);
-  g_autoptr (GError) error = NULL;
+  g_autoptr(GError) error = NULL;
 
   start_together (shared);
 
@@ -187,7 +188,7 @@ connect_fd (TestServer *server)
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
   address.sin_port = htons (test_server_get_port (server));
-  g_assert_cmpint (connect (fd, (struct sockaddr *)&address, sizeof address), ==, 0);
+  g_assert_cmpint (connect (fd, (struct sockaddr *) &address, sizeof address), ==, 0);
   setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
   setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
 
@@ -197,8 +198,8 @@ connect_fd (TestServer *server)
 /* One handshake of a plain GnuTLS client with the shared pins: NULL when
  * it succeeded, or why not. */
 static GError *
-gnutls_handshake_with (TestServer *server,
-                       PinTlsPinSet *pins,
+gnutls_handshake_with (TestServer                      *server,
+                       PinTlsPinSet                    *pins,
                        gnutls_certificate_credentials_t credentials)
 {
   gnutls_session_t session;
@@ -211,7 +212,7 @@ gnutls_handshake_with (TestServer *server,
   gnutls_credentials_set (session, GNUTLS_CRD_CERTIFICATE, credentials);
   gnutls_transport_set_int (session, fd);
   g_assert_true (
-      pin_tls_session_enforce_pins (session, pins, PIN_TLS_MODE_PIN_ONLY, "host.test", NULL));
+    pin_tls_session_enforce_pins (session, pins, PIN_TLS_MODE_PIN_ONLY, "host.test", NULL));
 
   do
     ret = gnutls_handshake (session);
@@ -240,10 +241,10 @@ gnutls_thread (gpointer data)
 
   for (i = 0; i < N_CONNECTIONS; i++)
     {
-      g_autoptr (GError) good =
-          gnutls_handshake_with (shared->leaf1_server, shared->pins, credentials);
-      g_autoptr (GError) bad =
-          gnutls_handshake_with (shared->leaf2_server, shared->pins, credentials);
+      g_autoptr(GError) good =
+        gnutls_handshake_with (shared->leaf1_server, shared->pins, credentials);
+      g_autoptr(GError) bad =
+        gnutls_handshake_with (shared->leaf2_server, shared->pins, credentials);
 
       g_assert_no_error (good);
       g_assert_error (bad, PIN_TLS_ERROR, PIN_TLS_ERROR_PIN_MISMATCH);
@@ -271,12 +272,13 @@ test_shared_gnutls_sessions (void)
 /* GIO connections ------------------------------------------------------- */
 
 static GError *
-connection_handshake_with (TestServer *server, PinTlsPinSet *pins)
+connection_handshake_with (TestServer   *server,
+                           PinTlsPinSet *pins)
 {
-  g_autoptr (GSocketClient) client = g_socket_client_new ();
-  g_autoptr (GSocketConnection) tcp = NULL;
-  g_autoptr (GSocketConnectable) identity = NULL;
-  g_autoptr (PinTlsClientConnection) connection = NULL;
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+  g_autoptr(GSocketConnection) tcp = NULL;
+  g_autoptr(GSocketConnectable) identity = NULL;
+  g_autoptr(PinTlsClientConnection) connection = NULL;
   GError *error = NULL;
 
   g_socket_client_set_timeout (client, TEST_TIMEOUT_SECONDS);
@@ -302,8 +304,8 @@ connection_thread (gpointer data)
 
   for (i = 0; i < N_CONNECTIONS; i++)
     {
-      g_autoptr (GError) good = connection_handshake_with (shared->leaf1_server, shared->pins);
-      g_autoptr (GError) bad = connection_handshake_with (shared->leaf2_server, shared->pins);
+      g_autoptr(GError) good = connection_handshake_with (shared->leaf1_server, shared->pins);
+      g_autoptr(GError) bad = connection_handshake_with (shared->leaf2_server, shared->pins);
 
       g_assert_no_error (good);
       g_assert_error (bad, PIN_TLS_ERROR, PIN_TLS_ERROR_PIN_MISMATCH);
@@ -325,7 +327,8 @@ test_shared_connections (void)
 }
 
 int
-main (int argc, char *argv[])
+main (int   argc,
+      char *argv[])
 {
   g_test_init (&argc, &argv, NULL);
 

@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 /* Linked into the test programs of a ThreadSanitizer build only (see
- * build-aux/tsan.sh). GLib is not instrumented, and on Linux its GMutex,
- * GCond and g_once are built on futexes and atomics of its own, which
- * ThreadSanitizer cannot see: every access that a GMutex protects would
- * be reported as a race. These wrappers tell ThreadSanitizer what the
- * primitives guarantee, then call GLib's own implementation, so that the
- * races it reports are real ones. They wrap the calls made by pintls and
- * the tests, which link the library statically; GLib's calls to itself
- * stay unseen, and build-aux/tsan.supp says how those are handled. */
+* build-aux/tsan.sh). GLib is not instrumented, and on Linux its GMutex,
+* GCond and g_once are built on futexes and atomics of its own, which
+* ThreadSanitizer cannot see: every access that a GMutex protects would
+* be reported as a race. These wrappers tell ThreadSanitizer what the
+* primitives guarantee, then call GLib's own implementation, so that the
+* races it reports are real ones. They wrap the calls made by pintls and
+* the tests, which link the library statically; GLib's calls to itself
+* stay unseen, and build-aux/tsan.supp says how those are handled. */
 
 #define _GNU_SOURCE
 
@@ -69,9 +69,11 @@ g_mutex_unlock (GMutex *mutex)
 }
 
 void
-g_cond_wait (GCond *cond, GMutex *mutex)
+g_cond_wait (GCond  *cond,
+             GMutex *mutex)
 {
-  static void (*real_wait) (GCond *, GMutex *);
+  static void (*real_wait) (GCond *,
+                            GMutex *);
 
   if (real_wait == NULL)
     real_wait = real ("g_cond_wait");
@@ -82,9 +84,13 @@ g_cond_wait (GCond *cond, GMutex *mutex)
 }
 
 gboolean
-g_cond_wait_until (GCond *cond, GMutex *mutex, gint64 end_time)
+g_cond_wait_until (GCond  *cond,
+                   GMutex *mutex,
+                   gint64  end_time)
 {
-  static gboolean (*real_wait_until) (GCond *, GMutex *, gint64);
+  static gboolean (*real_wait_until) (GCond *,
+                                      GMutex *,
+                                      gint64);
   gboolean signalled;
 
   if (real_wait_until == NULL)
@@ -107,18 +113,19 @@ gboolean (g_once_init_enter) (volatile void *location)
 
   initialize = real_enter (location);
   if (!initialize)
-    __tsan_acquire ((void *)location);
+    __tsan_acquire ((void *) location);
 
   return initialize;
 }
 
 void (g_once_init_leave) (volatile void *location, gsize result)
 {
-  static void (*real_leave) (volatile void *, gsize);
+  static void (*real_leave) (volatile void *,
+                             gsize);
 
   if (real_leave == NULL)
     real_leave = real ("g_once_init_leave");
 
-  __tsan_release ((void *)location);
+  __tsan_release ((void *) location);
   real_leave (location, result);
 }

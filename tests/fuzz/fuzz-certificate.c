@@ -26,12 +26,13 @@ any_pins (void)
 }
 
 int
-LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
+LLVMFuzzerTestOneInput (const uint8_t *data,
+                        size_t         size)
 {
-  g_autoptr (GBytes) der = g_bytes_new (data, size);
-  g_autoptr (PinTlsPinSet) from_file = NULL;
-  g_autoptr (PinTlsPinSet) own = NULL;
-  g_autoptr (GError) error = NULL;
+  g_autoptr(GBytes) der = g_bytes_new (data, size);
+  g_autoptr(PinTlsPinSet) from_file = NULL;
+  g_autoptr(PinTlsPinSet) own = NULL;
+  g_autoptr(GError) error = NULL;
   g_autofree char *pin = NULL;
 
   fuzz_init ();

@@ -7,7 +7,10 @@
 #include <unistd.h>
 
 static GLogWriterOutput
-drop_log_cb (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user_data)
+drop_log_cb (GLogLevelFlags   level,
+             const GLogField *fields,
+             gsize            n_fields,
+             gpointer         user_data)
 {
   /* Input never makes pintls warn: a warning is a finding. */
   if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING))
@@ -29,7 +32,8 @@ fuzz_init (void)
 }
 
 const char *
-fuzz_write_file (const uint8_t *data, size_t size)
+fuzz_write_file (const uint8_t *data,
+                 size_t         size)
 {
   static char *path;
   int fd;
@@ -43,26 +47,29 @@ fuzz_write_file (const uint8_t *data, size_t size)
 
   fd = open (path, O_WRONLY | O_TRUNC);
   g_assert (fd >= 0);
-  g_assert (size == 0 || write (fd, data, size) == (ssize_t)size);
+  g_assert (size == 0 || write (fd, data, size) == (ssize_t) size);
   close (fd);
 
   return path;
 }
 
 guint
-fuzz_split (const uint8_t *data, size_t size, gnutls_datum_t *pieces, guint max_pieces)
+fuzz_split (const uint8_t  *data,
+            size_t          size,
+            gnutls_datum_t *pieces,
+            guint           max_pieces)
 {
   guint n = 0;
 
   while (size > 0 && n < max_pieces)
     {
-      size_t length = size >= 2 ? (size_t)(data[0] << 8 | data[1]) : 0;
+      size_t length = size >= 2 ? (size_t) (data[0] << 8 | data[1]) : 0;
 
       data += MIN (size, 2);
       size -= MIN (size, 2);
       length = MIN (length, size);
 
-      pieces[n].data = (guchar *)data;
+      pieces[n].data = (guchar *) data;
       pieces[n].size = length;
       n++;
 

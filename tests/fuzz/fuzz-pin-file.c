@@ -6,11 +6,12 @@
 #include "fuzz-common.h"
 
 int
-LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
+LLVMFuzzerTestOneInput (const uint8_t *data,
+                        size_t         size)
 {
   const char *path;
-  g_autoptr (PinTlsPinSet) set = NULL;
-  g_autoptr (GError) error = NULL;
+  g_autoptr(PinTlsPinSet) set = NULL;
+  g_autoptr(GError) error = NULL;
 
   fuzz_init ();
 

@@ -50,10 +50,11 @@ trust_list (void)
 }
 
 static void
-check_path (gnutls_datum_t *chain, guint n)
+check_path (gnutls_datum_t *chain,
+            guint           n)
 {
   GBytes *bytes[MAX_CERTIFICATES];
-  g_autoptr (GError) error = NULL;
+  g_autoptr(GError) error = NULL;
   g_autofree guint *path = NULL;
   gboolean seen[MAX_CERTIFICATES] = { FALSE };
   guint length = 0;
@@ -81,15 +82,17 @@ check_path (gnutls_datum_t *chain, guint n)
 /* The pins of every certificate of the chain, or NULL if one has none;
  * *@all says whether each certificate gave its pin. */
 static PinTlsPinSet *
-own_pins (gnutls_datum_t *chain, guint n, gboolean *all)
+own_pins (gnutls_datum_t *chain,
+          guint           n,
+          gboolean       *all)
 {
-  g_autoptr (GStrvBuilder) builder = g_strv_builder_new ();
-  g_auto (GStrv) strings = NULL;
+  g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
+  g_auto(GStrv) strings = NULL;
   guint i;
 
   for (i = 0; i < n; i++)
     {
-      g_autoptr (GBytes) der = g_bytes_new_static (chain[i].data, chain[i].size);
+      g_autoptr(GBytes) der = g_bytes_new_static (chain[i].data, chain[i].size);
       g_autofree char *pin = pin_tls_spki_pin_for_der (der, NULL);
 
       if (pin != NULL)
@@ -99,13 +102,16 @@ own_pins (gnutls_datum_t *chain, guint n, gboolean *all)
     }
 
   strings = g_strv_builder_end (builder);
-  return strings[0] != NULL ? pin_tls_pin_set_new ((const char *const *)strings, NULL) : NULL;
+  return strings[0] != NULL ? pin_tls_pin_set_new ((const char *const *) strings, NULL) : NULL;
 }
 
 static gboolean
-verify (PinTlsPinSet *pins, gnutls_datum_t *chain, guint n, PinTlsMode mode)
+verify (PinTlsPinSet   *pins,
+        gnutls_datum_t *chain,
+        guint           n,
+        PinTlsMode      mode)
 {
-  g_autoptr (GError) error = NULL;
+  g_autoptr(GError) error = NULL;
   gboolean accepted;
 
   accepted = pin_tls_verify_chain (pins, chain, n, mode, "host.test",
@@ -117,10 +123,11 @@ verify (PinTlsPinSet *pins, gnutls_datum_t *chain, guint n, PinTlsMode mode)
 }
 
 int
-LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
+LLVMFuzzerTestOneInput (const uint8_t *data,
+                        size_t         size)
 {
   gnutls_datum_t chain[MAX_CERTIFICATES];
-  g_autoptr (PinTlsPinSet) own = NULL;
+  g_autoptr(PinTlsPinSet) own = NULL;
   gboolean all = TRUE;
   guint n;
 
