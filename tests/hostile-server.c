@@ -276,6 +276,7 @@ struct _HostileServer
   HostileOptions options; /* the strings and bytes are the server's own */
   char *priority;
   char *greeting;
+  gboolean request_client_certificate;
   Presented presented;
   Presented renegotiated;
 
@@ -546,6 +547,9 @@ session_new (Connection *connection)
     gnutls_credentials_set (session, GNUTLS_CRD_PSK, server->psk_credentials);
   else
     gnutls_credentials_set (session, GNUTLS_CRD_CERTIFICATE, server->hostile_credentials);
+
+  if (connection->hostile && server->request_client_certificate)
+    gnutls_certificate_server_set_request (session, GNUTLS_CERT_REQUEST);
 
   /* GnuTLS limits the handshake it sends as well as the one it receives;
    * only the client's limit is under test. */
@@ -869,6 +873,14 @@ load_credentials (HostileServer        *server,
                    >=, 0);
 
   gnutls_certificate_allocate_credentials (&server->hostile_credentials);
+  if (options->client_ca != NULL)
+    {
+      g_autofree char *ca = test_data_path (options->client_ca);
+
+      g_assert_cmpint (gnutls_certificate_set_x509_trust_file (server->hostile_credentials, ca,
+                                                               GNUTLS_X509_FMT_PEM),
+                       ==, 1);
+    }
   if (options->kind == HOSTILE_RAWPK)
     set_rawpk_key (server, options->key ? options->key : leaf1);
   else
@@ -904,6 +916,8 @@ hostile_server_new (const HostileOptions *options)
   server->options.key = NULL;
   server->options.renegotiate_chain = NULL;
   server->options.renegotiate_key = NULL;
+  server->options.client_ca = NULL;
+  server->request_client_certificate = (options->client_ca != NULL);
   if (options->reply != NULL)
     server->options.reply = g_bytes_ref (options->reply);
   if (options->after_handshake != NULL)

@@ -112,6 +112,10 @@ typedef struct
   guint renegotiate_chain_length;
   HostileCert *renegotiate_key;
 
+  /* HOSTILE_TLS: ask for a client certificate, naming this CA (a PEM file
+  * in data/certs) as one the server accepts; the client may send none. */
+  const char *client_ca;
+
   /* After a completed handshake, sent as application data. */
   const char *greeting;
 } HostileOptions;

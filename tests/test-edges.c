@@ -401,6 +401,109 @@ test_orphan_streams (void)
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED);
 }
 
+/* Connections ------------------------------------------------------------ */
+
+static PinTlsClientConnection *
+connection_to (guint16             port,
+               GSocketConnectable *identity)
+{
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+  g_autoptr(GSocketConnection) tcp = NULL;
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_autoptr(GError) error = NULL;
+  PinTlsClientConnection *connection;
+
+  tcp = g_socket_client_connect_to_host (client, "127.0.0.1", port, NULL, &error);
+  g_assert_no_error (error);
+  g_socket_set_timeout (g_socket_connection_get_socket (tcp), TEST_TIMEOUT_SECONDS);
+  /* The constructor insists on an identity; the properties do not. */
+  connection = g_initable_new (PIN_TLS_TYPE_CLIENT_CONNECTION, NULL, &error, "base-io-stream",
+                               tcp, "server-identity", identity, "pins", pins, NULL);
+  g_assert_no_error (error);
+
+  return connection;
+}
+
+/* A connection with no server identity refuses to start. */
+static void
+test_connection_without_identity (void)
+{
+  g_autoptr(TestServer) server = test_server_new (&leaf1_server);
+  g_autoptr(PinTlsClientConnection) connection = NULL;
+  g_autoptr(GError) error = NULL;
+
+  connection = connection_to (test_server_get_port (server), NULL);
+  g_assert_false (g_tls_connection_handshake (G_TLS_CONNECTION (connection), NULL, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+}
+
+static void
+handshake_done_cb (GObject      *source,
+                   GAsyncResult *result,
+                   gpointer      data)
+{
+  gboolean *done = data;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (g_tls_connection_handshake_finish (G_TLS_CONNECTION (source), result,
+                                                    &error));
+  g_assert_no_error (error);
+  *done = TRUE;
+}
+
+/* A handshake asked for again, blocking or not, once it is done, is done
+ * at once: no second handshake takes place. */
+static void
+test_handshake_again (void)
+{
+  g_autoptr(TestServer) server = test_server_new (&leaf1_server);
+  g_autoptr(GSocketConnectable) identity = NULL;
+  g_autoptr(PinTlsClientConnection) connection = NULL;
+  g_autoptr(GError) error = NULL;
+  gboolean done = FALSE;
+
+  identity = g_network_address_new ("host.test", test_server_get_port (server));
+  connection = connection_to (test_server_get_port (server), identity);
+  g_assert_true (g_tls_connection_handshake (G_TLS_CONNECTION (connection), NULL, &error));
+  g_assert_true (g_tls_connection_handshake (G_TLS_CONNECTION (connection), NULL, &error));
+  g_assert_no_error (error);
+
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (connection), G_PRIORITY_DEFAULT, NULL,
+                                    handshake_done_cb, &done);
+  while (!done)
+    g_main_context_iteration (NULL, TRUE);
+
+  g_io_stream_close (G_IO_STREAM (connection), NULL, &error);
+  g_assert_no_error (error);
+}
+
+/* A server that asks for a client certificate names the authorities it
+ * accepts; the client sends none, and the handshake goes on. */
+static void
+test_accepted_cas (void)
+{
+  HostileOptions options = { HOSTILE_TLS, NULL };
+  g_autoptr(HostileServer) server = NULL;
+  g_autoptr(GSocketConnectable) identity = NULL;
+  g_autoptr(PinTlsClientConnection) connection = NULL;
+  g_autoptr(GError) error = NULL;
+  GList *accepted;
+
+  options.client_ca = "rootA.pem";
+  server = hostile_server_new (&options);
+  identity = g_network_address_new ("host.test", hostile_server_get_port (server));
+  connection = connection_to (hostile_server_get_port (server), identity);
+
+  g_assert_true (g_tls_connection_handshake (G_TLS_CONNECTION (connection), NULL, &error));
+  g_assert_no_error (error);
+  accepted = g_tls_client_connection_get_accepted_cas (G_TLS_CLIENT_CONNECTION (connection));
+  g_assert_cmpuint (g_list_length (accepted), ==, 1);
+  g_list_free_full (accepted, (GDestroyNotify) g_byte_array_unref);
+
+  g_io_stream_close (G_IO_STREAM (connection), NULL, &error);
+  g_assert_no_error (error);
+}
+
 /* Connecting and fetching ---------------------------------------------- */
 
 /* A loopback port nobody listens on. */
@@ -611,6 +714,10 @@ main (int   argc,
   g_test_add_func ("/pintls/edges/trust/database", test_database_trust_edges);
   g_test_add_func ("/pintls/edges/certificate-from-garbage", test_certificate_from_garbage);
   g_test_add_func ("/pintls/edges/orphan-streams", test_orphan_streams);
+  g_test_add_func ("/pintls/edges/connection/without-identity",
+                   test_connection_without_identity);
+  g_test_add_func ("/pintls/edges/connection/handshake-again", test_handshake_again);
+  g_test_add_func ("/pintls/edges/connection/accepted-cas", test_accepted_cas);
   g_test_add_func ("/pintls/edges/connect-failures", test_connect_failures);
   g_test_add_func ("/pintls/edges/fetch-alert", test_fetch_alert);
   g_test_add_func ("/pintls/edges/gnutls/extension-taken", test_enforce_extension_taken);
