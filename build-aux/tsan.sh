@@ -29,10 +29,5 @@ export TSAN_OPTIONS="halt_on_error=0:exitcode=66:second_deadlock_stack=1:suppres
 export G_SLICE=always-malloc
 export PINTLS_TEST_STALL_TIMEOUT=5
 
-# close/async checks that the connection is gone once the close callback
-# has run, but GIO's default close_async finishes in a worker thread that
-# may drop its reference a moment later: under ThreadSanitizer's slowdown
-# that check fails most runs, without any race being involved.
 meson test -C "$builddir" --print-errorlogs --timeout-multiplier 4 \
-  --test-args '-s /pintls/connection/close/async' \
   threads connection-tls12 connection-tls13 hostile "$@"
