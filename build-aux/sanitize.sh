@@ -26,6 +26,7 @@ pintls_build "$builddir" "$srcdir" \
 
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export G_SLICE=always-malloc
+export PINTLS_TEST_TIMEOUT_SCALE=4
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1
 

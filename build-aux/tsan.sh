@@ -28,6 +28,7 @@ pintls_build "$builddir" "$srcdir" \
 export TSAN_OPTIONS="halt_on_error=0:exitcode=66:second_deadlock_stack=1:suppressions=$srcdir/build-aux/tsan.supp"
 export G_SLICE=always-malloc
 export PINTLS_TEST_STALL_TIMEOUT=5
+export PINTLS_TEST_TIMEOUT_SCALE=10
 
 meson test -C "$builddir" --print-errorlogs --timeout-multiplier 4 \
   threads connection-tls12 connection-tls13 hostile "$@"

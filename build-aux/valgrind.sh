@@ -25,6 +25,7 @@ pintls_build "$builddir" "$srcdir" \
 export G_SLICE=always-malloc
 # Handshakes run some twenty times slower: give stalling servers time.
 export PINTLS_TEST_STALL_TIMEOUT=10
+export PINTLS_TEST_TIMEOUT_SCALE=20
 
 wrapper="valgrind --tool=memcheck --error-exitcode=1 --track-origins=yes \
   --leak-check=full --show-leak-kinds=definite,indirect,possible \
