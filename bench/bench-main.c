@@ -1,0 +1,1130 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* pintls-bench: pinned TLS connections measured side by side with
+ * glib-networking and plain GnuTLS, all against one local GnuTLS server,
+ * with one table as the result.
+ *
+ * Every measurement runs in a child process of its own (this program, with
+ * --child), for one client. Each round runs every client once, in an order
+ * that rotates from round to round, so that load on the machine falls on
+ * all of them alike. A figure is the median of the rounds; a ratio is the
+ * median of the ratios within each round. */
+
+#include "bench.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <sys/utsname.h>
+
+#define DEFAULT_ROUNDS 5
+#define DEFAULT_SECONDS 1.0
+#define DEFAULT_BULK_MIB 256
+#define DEFAULT_CONNECTIONS 1000
+#define DEFAULT_CONCURRENT 500
+#define DEFAULT_VERDICT_SECONDS 0.1
+#define CHILD_TIMEOUT_SECONDS 600
+
+/* What the server presents; every client pins its leaf. */
+typedef struct
+{
+  const char *id;
+  const char *label;
+  const char *leaf;  /* the pinned certificate, in data/certs */
+  const char *serve; /* the server's key, then the certificates it sends */
+  gboolean glib;  /* whether a file database holding the leaf can pin it */
+} Setup;
+
+/* GnuTLS trusts an end-entity certificate of its trust list only when it
+ * arrives alone, so glib-networking pins a leaf that way and no other: the
+ * chain with an intermediate is measured for the other clients only. */
+static const Setup setups[] = {
+  { "ecdsa", "ECDSA P-256 leaf", "leaf1.pem", "leaf1.key,leaf1.pem", TRUE },
+  { "rsa", "RSA-2048 leaf", "rsa2048.pem", "rsa2048.key,rsa2048.pem", TRUE },
+  { "ecdsa-chain", "ECDSA P-256 leaf and its intermediate", "leaf1.pem",
+    "leaf1.key,leaf1.pem,intA.pem", FALSE },
+};
+
+/* Which clients each measurement compares. After the handshake, the
+ * connect helper and the database-set-later variant move data exactly as
+ * the sync client they are built on, so bulk transfers leave them out. */
+static const char *const handshake_clients[] = {
+  "gnutls",    "gnutls-pintls", "pintls-sync", "pintls-async", "pintls-connect",
+  "glib-sync", "glib-async",    "glib-set",    NULL,
+};
+static const char *const bulk_clients[] = {
+  "gnutls", "pintls-sync", "pintls-async", "glib-sync", "glib-async", NULL,
+};
+static const char *const memory_clients[] = {
+  "gnutls", "pintls-sync", "glib-sync", "glib-set", NULL,
+};
+static const char *const concurrency_clients[] = {
+  "pintls-async",
+  "glib-async",
+  NULL,
+};
+
+static const guint verdict_pin_counts[] = { 1, 10, 1000, 100000 };
+static const struct
+{
+  guint length;
+  const char *match;
+  const char *heading;
+} verdict_cases[] = {
+  { 1, "leaf", "1 cert, leaf" }, { 2, "leaf", "2, leaf" },
+  { 2, "top", "2, top" },        { 3, "leaf", "3, leaf" },
+  { 3, "top", "3, top" },        { 4, "leaf", "4, leaf" },
+  { 4, "top", "4, top" },        { 4, "none", "4, no match" },
+};
+
+typedef struct
+{
+  gboolean quick;
+  int rounds;
+  double seconds;
+  int bulk_mib;
+  int connections;
+  int concurrent;
+  double verdict_seconds;
+  char *only;
+  char *data_dir;
+} Settings;
+
+typedef struct
+{
+  Settings *settings;
+  char *self_path;
+  guint16 ports[G_N_ELEMENTS (setups)];
+  GHashTable *results;     /* "test/key/client/metric": GArray of double, by round */
+  GHashTable *sessions;    /* key id: GHashTable session description: clients */
+  GHashTable *unavailable; /* client id: why */
+  guint failures;
+  char *load_before;
+} Driver;
+
+/* Running children ------------------------------------------------------ */
+
+typedef struct
+{
+  GMainLoop *loop;
+  char *output;
+  GError *error;
+  gboolean done;
+  gboolean timed_out;
+} ChildWait;
+
+static void
+communicated_cb (GObject *source, GAsyncResult *result, gpointer data)
+{
+  ChildWait *wait = data;
+
+  g_subprocess_communicate_utf8_finish (G_SUBPROCESS (source), result, &wait->output,
+                                        NULL, &wait->error);
+  wait->done = TRUE;
+  g_main_loop_quit (wait->loop);
+}
+
+static gboolean
+child_timeout_cb (gpointer data)
+{
+  ChildWait *wait = data;
+
+  wait->timed_out = TRUE;
+  g_main_loop_quit (wait->loop);
+
+  return G_SOURCE_REMOVE;
+}
+
+static GHashTable *
+parse_output (const char *output)
+{
+  GHashTable *values =
+      g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_auto(GStrv) lines = g_strsplit (output, "\n", -1);
+  guint i;
+
+  for (i = 0; lines[i] != NULL; i++)
+    {
+      const char *equals = strchr (lines[i], '=');
+
+      if (equals != NULL)
+        g_hash_table_insert (values, g_strndup (lines[i], equals - lines[i]),
+                             g_strdup (equals + 1));
+    }
+
+  return values;
+}
+
+/* Runs this program as a child with @args; returns what it reported. */
+static GHashTable *
+run_child (Driver *driver, GPtrArray *args, GError **error)
+{
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autoptr(GSubprocess) child = NULL;
+  ChildWait wait = { NULL, NULL, NULL, FALSE, FALSE };
+  guint timeout;
+
+  g_ptr_array_insert (args, 0, g_strdup (driver->self_path));
+  g_ptr_array_add (args, NULL);
+
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+  g_subprocess_launcher_unsetenv (launcher, "G_MESSAGES_DEBUG");
+  child = g_subprocess_launcher_spawnv (launcher, (const char *const *) args->pdata,
+                                        error);
+  if (child == NULL)
+    return NULL;
+
+  wait.loop = g_main_loop_new (NULL, FALSE);
+  timeout = g_timeout_add_seconds (CHILD_TIMEOUT_SECONDS, child_timeout_cb, &wait);
+  g_subprocess_communicate_utf8_async (child, NULL, NULL, communicated_cb, &wait);
+  g_main_loop_run (wait.loop);
+  if (wait.timed_out)
+    {
+      g_subprocess_force_exit (child);
+      while (!wait.done)
+        g_main_context_iteration (NULL, TRUE);
+    }
+  else
+    {
+      g_source_remove (timeout);
+    }
+  g_main_loop_unref (wait.loop);
+
+  if (wait.error == NULL && !g_subprocess_get_successful (child))
+    g_set_error (&wait.error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s",
+                 wait.timed_out ? "timed out" : "failed");
+  if (wait.error != NULL)
+    {
+      g_propagate_error (error, wait.error);
+      g_free (wait.output);
+      return NULL;
+    }
+
+  return parse_output (wait.output ? wait.output : "");
+}
+
+static void add_arg (GPtrArray *args, const char *name, const char *format, ...)
+    G_GNUC_PRINTF (3, 4);
+
+static void
+add_arg (GPtrArray *args, const char *name, const char *format, ...)
+{
+  va_list values;
+
+  va_start (values, format);
+  g_ptr_array_add (args, g_strdup (name));
+  g_ptr_array_add (args, g_strdup_vprintf (format, values));
+  va_end (values);
+}
+
+static char *
+format_seconds (double seconds)
+{
+  char buffer[G_ASCII_DTOSTR_BUF_SIZE];
+
+  return g_strdup (g_ascii_formatd (buffer, sizeof buffer, "%.6f", seconds));
+}
+
+/* Results --------------------------------------------------------------- */
+
+static GArray *
+values_of (Driver     *driver,
+           const char *test,
+           const char *key,
+           const char *client,
+           const char *metric)
+{
+  g_autofree char *name = g_strdup_printf ("%s/%s/%s/%s", test, key, client, metric);
+  GArray *values = g_hash_table_lookup (driver->results, name);
+  double nan_value = NAN;
+  int i;
+
+  if (values == NULL)
+    {
+      values = g_array_new (FALSE, FALSE, sizeof (double));
+      for (i = 0; i < driver->settings->rounds; i++)
+        g_array_append_val (values, nan_value);
+      g_hash_table_insert (driver->results, g_steal_pointer (&name), values);
+    }
+
+  return values;
+}
+
+static void
+store (Driver     *driver,
+       const char *test,
+       const char *key,
+       const char *client,
+       int         round,
+       GHashTable *reported)
+{
+  GHashTableIter iter;
+  gpointer name;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, reported);
+  while (g_hash_table_iter_next (&iter, &name, &value))
+    {
+      char *end = NULL;
+      double number = g_ascii_strtod (value, &end);
+      GArray *values;
+
+      if (end == NULL || *end != '\0' || end == value)
+        continue;
+
+      values = values_of (driver, test, key, client, name);
+      g_array_index (values, double, round) = number;
+    }
+}
+
+static double
+median_of (Driver     *driver,
+           const char *test,
+           const char *key,
+           const char *client,
+           const char *metric)
+{
+  GArray *values = values_of (driver, test, key, client, metric);
+
+  return bench_median ((double *) values->data, values->len);
+}
+
+/* The median of the ratios @client / @reference within each round. */
+static double
+median_ratio (Driver     *driver,
+              const char *test,
+              const char *key,
+              const char *client,
+              const char *reference,
+              const char *metric)
+{
+  GArray *values = values_of (driver, test, key, client, metric);
+  GArray *references = values_of (driver, test, key, reference, metric);
+  g_autofree double *ratios = g_new (double, values->len);
+  guint i;
+
+  for (i = 0; i < values->len; i++)
+    {
+      double a = g_array_index (values, double, i);
+      double b = g_array_index (references, double, i);
+
+      ratios[i] = b != 0 ? a / b : NAN;
+    }
+
+  return bench_median (ratios, values->len);
+}
+
+static void
+note_session (Driver     *driver,
+              const char *key,
+              const char *client,
+              const char *session)
+{
+  GHashTable *by_session = g_hash_table_lookup (driver->sessions, key);
+  GPtrArray *clients;
+
+  if (by_session == NULL)
+    {
+      by_session = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                          (GDestroyNotify) g_ptr_array_unref);
+      g_hash_table_insert (driver->sessions, g_strdup (key), by_session);
+    }
+
+  clients = g_hash_table_lookup (by_session, session);
+  if (clients == NULL)
+    {
+      clients = g_ptr_array_new_with_free_func (g_free);
+      g_hash_table_insert (by_session, g_strdup (session), clients);
+    }
+  if (!g_ptr_array_find_with_equal_func (clients, client, g_str_equal, NULL))
+    g_ptr_array_add (clients, g_strdup (client));
+}
+
+/* Measuring ------------------------------------------------------------- */
+
+static void
+measure_client (Driver      *driver,
+                const char  *test,
+                const Setup *key,
+                guint16      port,
+                const char  *client,
+                int          round)
+{
+  g_autoptr(GPtrArray) args = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GHashTable) reported = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *leaf =
+      g_build_filename (driver->settings->data_dir, key->leaf, NULL);
+  Settings *settings = driver->settings;
+  const char *value;
+
+  add_arg (args, "--child", "%s", test);
+  add_arg (args, "--client", "%s", client);
+  add_arg (args, "--port", "%u", port);
+  add_arg (args, "--leaf", "%s", leaf);
+  g_ptr_array_add (args, g_strdup ("--seconds"));
+  g_ptr_array_add (args, format_seconds (settings->seconds));
+  add_arg (args, "--bytes", "%" G_GUINT64_FORMAT,
+           (guint64) settings->bulk_mib * 1048576);
+  add_arg (args, "--connections", "%d",
+           g_str_equal (test, "concurrency") ? settings->concurrent
+                                             : settings->connections);
+
+  reported = run_child (driver, args, &error);
+  if (reported == NULL)
+    {
+      g_printerr ("  %s %s %s: %s\n", test, key->id, client, error->message);
+      driver->failures++;
+      return;
+    }
+
+  value = g_hash_table_lookup (reported, "unavailable");
+  if (value != NULL)
+    {
+      g_hash_table_replace (driver->unavailable, g_strdup (client),
+                            g_strdup (value));
+      return;
+    }
+
+  value = g_hash_table_lookup (reported, "session");
+  if (value != NULL)
+    note_session (driver, key->id, client, value);
+  store (driver, test, key->id, client, round, reported);
+}
+
+/* One round of @test: every client once, each round starting one client
+ * further along. */
+static void
+measure_round (Driver            *driver,
+               const char        *test,
+               const char *const *clients,
+               gboolean           every_key,
+               int                round)
+{
+  guint n_clients = g_strv_length ((char **) clients);
+  guint k;
+  guint i;
+
+  for (k = 0; k < (every_key ? G_N_ELEMENTS (setups) : 1); k++)
+    {
+      for (i = 0; i < n_clients; i++)
+        {
+          const char *client = clients[(i + round) % n_clients];
+
+          if (setups[k].glib || !bench_client_find (client)->glib_networking)
+            measure_client (driver, test, &setups[k], driver->ports[k], client,
+                            round);
+        }
+    }
+}
+
+static void
+measure_verdict (Driver *driver, int round)
+{
+  g_autoptr(GPtrArray) args = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GHashTable) reported = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_ptr_array_add (args, g_strdup ("--child"));
+  g_ptr_array_add (args, g_strdup ("verdict"));
+  g_ptr_array_add (args, g_strdup ("--seconds"));
+  g_ptr_array_add (args, format_seconds (driver->settings->verdict_seconds));
+
+  reported = run_child (driver, args, &error);
+  if (reported == NULL)
+    {
+      g_printerr ("  verdict: %s\n", error->message);
+      driver->failures++;
+      return;
+    }
+
+  store (driver, "verdict", "-", "-", round, reported);
+}
+
+static gboolean
+wanted (Driver *driver, const char *test)
+{
+  g_auto(GStrv) only = NULL;
+
+  if (driver->settings->only == NULL)
+    return TRUE;
+
+  only = g_strsplit (driver->settings->only, ",", -1);
+  return g_strv_contains ((const char *const *) only, test);
+}
+
+static void
+measure_all (Driver *driver)
+{
+  int rounds = driver->settings->rounds;
+  int round;
+
+  for (round = 0; round < rounds && wanted (driver, "handshake"); round++)
+    {
+      g_printerr ("Handshakes, round %d of %d\n", round + 1, rounds);
+      measure_round (driver, "handshake", handshake_clients, TRUE, round);
+    }
+
+  for (round = 0; round < rounds && wanted (driver, "bulk"); round++)
+    {
+      g_printerr ("Bulk transfers, round %d of %d\n", round + 1, rounds);
+      measure_round (driver, "download", bulk_clients, FALSE, round);
+      measure_round (driver, "upload", bulk_clients, FALSE, round);
+    }
+
+  for (round = 0; round < rounds && wanted (driver, "verdict"); round++)
+    {
+      g_printerr ("Verdicts, round %d of %d\n", round + 1, rounds);
+      measure_verdict (driver, round);
+    }
+
+  for (round = 0; round < rounds && wanted (driver, "memory"); round++)
+    {
+      g_printerr ("Memory, round %d of %d\n", round + 1, rounds);
+      measure_round (driver, "memory", memory_clients, FALSE, round);
+    }
+
+  for (round = 0; round < rounds && wanted (driver, "concurrency"); round++)
+    {
+      g_printerr ("Concurrent handshakes, round %d of %d\n", round + 1, rounds);
+      measure_round (driver, "concurrency", concurrency_clients, FALSE, round);
+    }
+}
+
+/* The server ------------------------------------------------------------- */
+
+static GSubprocess *
+start_server (Driver *driver, GError **error)
+{
+  g_autofree char *directory = g_path_get_dirname (driver->self_path);
+  g_autofree char *server_path =
+      g_build_filename (directory, "pintls-bench-server", NULL);
+  g_autoptr(GPtrArray) args = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GSubprocess) server = NULL;
+  g_autoptr(GDataInputStream) output = NULL;
+  g_autofree char *line = NULL;
+  g_auto(GStrv) words = NULL;
+  guint i;
+
+  g_ptr_array_add (args, g_strdup (server_path));
+  for (i = 0; i < G_N_ELEMENTS (setups); i++)
+    {
+      g_auto(GStrv) files = g_strsplit (setups[i].serve, ",", -1);
+      guint j;
+
+      for (j = 0; files[j] != NULL; j++)
+        {
+          char *path = g_build_filename (driver->settings->data_dir, files[j], NULL);
+
+          g_free (files[j]);
+          files[j] = path;
+        }
+      g_ptr_array_add (args, g_strdup ("--serve"));
+      g_ptr_array_add (args, g_strjoinv (",", files));
+    }
+  g_ptr_array_add (args, NULL);
+
+  server = g_subprocess_newv (
+      (const char *const *) args->pdata,
+      G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE, error);
+  if (server == NULL)
+    return NULL;
+
+  output = g_data_input_stream_new (g_subprocess_get_stdout_pipe (server));
+  line = g_data_input_stream_read_line (output, NULL, NULL, error);
+  if (line == NULL)
+    return NULL;
+
+  words = g_strsplit (line, " ", -1);
+  if (g_strv_length (words) != G_N_ELEMENTS (setups) + 1
+      || !g_str_equal (words[0], "ports"))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "The server said “%s”",
+                   line);
+      return NULL;
+    }
+  for (i = 0; i < G_N_ELEMENTS (setups); i++)
+    driver->ports[i] = g_ascii_strtoull (words[i + 1], NULL, 10);
+
+  return g_steal_pointer (&server);
+}
+
+static void
+stop_server (GSubprocess *server)
+{
+  g_output_stream_close (g_subprocess_get_stdin_pipe (server), NULL, NULL);
+  g_subprocess_wait (server, NULL, NULL);
+}
+
+/* The machine ------------------------------------------------------------ */
+
+static char *
+cpu_model (void)
+{
+  g_autofree char *cpuinfo = NULL;
+  const char *line;
+
+  if (!g_file_get_contents ("/proc/cpuinfo", &cpuinfo, NULL, NULL))
+    return g_strdup ("unknown CPU");
+
+  line = strstr (cpuinfo, "model name");
+  line = line != NULL ? strchr (line, ':') : NULL;
+  if (line == NULL)
+    return g_strdup ("unknown CPU");
+
+  return g_strstrip (g_strndup (line + 1, strcspn (line + 1, "\n")));
+}
+
+static char *
+load_average (void)
+{
+  g_autofree char *loadavg = NULL;
+  g_auto(GStrv) fields = NULL;
+
+  if (!g_file_get_contents ("/proc/loadavg", &loadavg, NULL, NULL))
+    return g_strdup ("unknown");
+
+  fields = g_strsplit (loadavg, " ", 4);
+  return g_strv_length (fields) >= 3
+             ? g_strdup_printf ("%s %s %s", fields[0], fields[1], fields[2])
+             : g_strdup ("unknown");
+}
+
+static char *
+package_version (const char *package)
+{
+  const char *argv[] = { "dpkg-query", "-W", "-f", "${Version}", package, NULL };
+  g_autofree char *output = NULL;
+  int status;
+
+  if (!g_spawn_sync (NULL, (char **) argv, NULL,
+                     G_SPAWN_SEARCH_PATH | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
+                     &output, NULL, &status, NULL)
+      || !g_spawn_check_wait_status (status, NULL) || output[0] == '\0')
+    return g_strdup ("unknown");
+
+  return g_steal_pointer (&output);
+}
+
+static void
+print_machine (Driver *driver)
+{
+  g_autofree char *cpu = cpu_model ();
+  g_autofree char *load_after = load_average ();
+  g_autofree char *glib_networking = package_version ("glib-networking");
+  g_autoptr(GDateTime) now = g_date_time_new_now_local ();
+  g_autofree char *date = g_date_time_format (now, "%Y-%m-%d %H:%M");
+  struct utsname system;
+
+  uname (&system);
+  printf ("Machine: %s, %u cores, %s %s; load average %s before, %s after.  \n", cpu,
+          g_get_num_processors (), system.sysname, system.release,
+          driver->load_before, load_after);
+  printf ("Software: pintls %s (%s build), GnuTLS %s, GLib %u.%u.%u, "
+          "glib-networking %s.  \n",
+          PIN_TLS_VERSION_S, BENCH_BUILD_TYPE, gnutls_check_version (NULL),
+          glib_major_version, glib_minor_version, glib_micro_version,
+          glib_networking);
+  printf (
+      "Run: %s, %d round%s; each figure is the median of the rounds, each ratio the "
+      "median of the ratios within a round.\n\n",
+      date, driver->settings->rounds, driver->settings->rounds == 1 ? "" : "s");
+}
+
+static void
+print_sessions (Driver *driver)
+{
+  guint k;
+
+  for (k = 0; k < G_N_ELEMENTS (setups); k++)
+    {
+      GHashTable *by_session = g_hash_table_lookup (driver->sessions, setups[k].id);
+      GHashTableIter iter;
+      gpointer session;
+      gpointer clients;
+
+      if (by_session == NULL)
+        continue;
+
+      g_hash_table_iter_init (&iter, by_session);
+      while (g_hash_table_iter_next (&iter, &session, &clients))
+        {
+          GPtrArray *names = clients;
+          g_autofree char *list = NULL;
+
+          g_ptr_array_add (names, NULL);
+          list = g_strjoinv (", ", (char **) names->pdata);
+          g_ptr_array_remove_index (names, names->len - 1);
+
+          if (g_hash_table_size (by_session) == 1)
+            printf ("Session with %s: %s, for every client.  \n", setups[k].label,
+                    (char *) session);
+          else
+            printf ("Session with %s: %s, for %s.  \n", setups[k].label,
+                    (char *) session, list);
+        }
+    }
+  printf ("\n");
+}
+
+/* Tables ---------------------------------------------------------------- */
+
+typedef struct
+{
+  const char *test;
+  const char *key;
+  const char *metric;
+  const char *heading;
+  int decimals;
+  gboolean ratios; /* also the ratios to plain GnuTLS and glib-networking */
+} Column;
+
+static const char *
+client_label (const char *id)
+{
+  return bench_client_find (id)->label;
+}
+
+/* glib-networking in the same mode as @client, database as a property. */
+static const char *
+glib_reference (const char *client)
+{
+  return bench_client_find (client)->mode == BENCH_MODE_ASYNC ? "glib-async"
+                                                              : "glib-sync";
+}
+
+static void
+append_number (GString *row, double value, int decimals)
+{
+  if (isnan (value))
+    g_string_append (row, " n/a |");
+  else
+    g_string_append_printf (row, " %.*f |", decimals, value);
+}
+
+static void
+print_client_table (Driver            *driver,
+                    const char        *title,
+                    const char *const *clients,
+                    const Column      *columns,
+                    guint              n_columns)
+{
+  gboolean with_gnutls = g_strv_contains (clients, "gnutls");
+  g_autoptr(GString) header = g_string_new ("| Client |");
+  g_autoptr(GString) rule = g_string_new ("|---|");
+  guint c;
+  guint i;
+
+  for (c = 0; c < n_columns; c++)
+    {
+      g_string_append_printf (header, " %s |", columns[c].heading);
+      g_string_append (rule, "--:|");
+      if (columns[c].ratios && with_gnutls)
+        g_string_append (header, " × GnuTLS |");
+      if (columns[c].ratios)
+        g_string_append (header, " × glib |");
+      if (columns[c].ratios)
+        g_string_append (rule, with_gnutls ? "--:|--:|" : "--:|");
+    }
+  printf ("### %s\n\n%s\n%s\n", title, header->str, rule->str);
+
+  for (i = 0; clients[i] != NULL; i++)
+    {
+      g_autoptr(GString) row = g_string_new (NULL);
+
+      g_string_append_printf (row, "| %s |", client_label (clients[i]));
+      for (c = 0; c < n_columns; c++)
+        {
+          const Column *column = &columns[c];
+
+          append_number (row,
+                         median_of (driver, column->test, column->key, clients[i],
+                                    column->metric),
+                         column->decimals);
+          if (column->ratios && with_gnutls)
+            append_number (row,
+                           median_ratio (driver, column->test, column->key,
+                                         clients[i], "gnutls", column->metric),
+                           2);
+          if (column->ratios)
+            append_number (row,
+                           median_ratio (driver, column->test, column->key,
+                                         clients[i], glib_reference (clients[i]),
+                                         column->metric),
+                           2);
+        }
+      printf ("%s\n", row->str);
+    }
+  printf ("\n");
+}
+
+static void
+print_handshakes (Driver *driver)
+{
+  guint k;
+
+  for (k = 0; k < G_N_ELEMENTS (setups); k++)
+    {
+      g_autofree char *title = g_strdup_printf (
+          "Full handshakes, one connection at a time: %s", setups[k].label);
+      const Column columns[] = {
+        { "handshake", setups[k].id, "rate", "handshakes/s", 0, TRUE },
+        { "handshake", setups[k].id, "cpu_us", "CPU µs each", 0, FALSE },
+      };
+
+      print_client_table (driver, title, handshake_clients, columns,
+                          G_N_ELEMENTS (columns));
+    }
+  printf (
+      "CPU µs each: the client process's CPU time per handshake, all its threads. "
+      "glib-networking cannot pin a leaf that comes with its issuer: GnuTLS trusts "
+      "an "
+      "end-entity certificate of a trust list only when it arrives alone.\n\n");
+}
+
+static void
+print_bulk (Driver *driver)
+{
+  g_autofree char *title = g_strdup_printf (
+      "Bulk throughput, %d MiB over one connection", driver->settings->bulk_mib);
+  static const Column columns[] = {
+    { "download", "ecdsa", "mib_per_s", "download MiB/s", 0, TRUE },
+    { "download", "ecdsa", "cpu_s_per_gib", "CPU s/GiB", 2, FALSE },
+    { "upload", "ecdsa", "mib_per_s", "upload MiB/s", 0, TRUE },
+    { "upload", "ecdsa", "cpu_s_per_gib", "CPU s/GiB", 2, FALSE },
+  };
+
+  print_client_table (driver, title, bulk_clients, columns, G_N_ELEMENTS (columns));
+}
+
+static void
+print_memory (Driver *driver)
+{
+  g_autofree char *title =
+      g_strdup_printf ("Resident memory per idle connection, %d connections open",
+                       driver->settings->connections);
+  static const Column columns[] = {
+    { "memory", "ecdsa", "kib_per_connection", "KiB", 1, TRUE },
+  };
+
+  print_client_table (driver, title, memory_clients, columns,
+                      G_N_ELEMENTS (columns));
+}
+
+static void
+print_concurrency (Driver *driver)
+{
+  g_autofree char *title = g_strdup_printf (
+      "%d concurrent handshakes in one main loop", driver->settings->concurrent);
+  static const Column columns[] = {
+    { "concurrency", "ecdsa", "seconds", "wall s", 3, TRUE },
+    { "concurrency", "ecdsa", "peak_mib", "peak MiB", 1, TRUE },
+    { "concurrency", "ecdsa", "cpu_s", "CPU s", 3, FALSE },
+  };
+
+  print_client_table (driver, title, concurrency_clients, columns,
+                      G_N_ELEMENTS (columns));
+  printf ("peak MiB: the highest resident memory above what the process held "
+          "before.\n\n");
+}
+
+static char *
+verdict_metric (guint pins, guint length, const char *match)
+{
+  return g_strdup_printf ("verdict.%u.%u.%s", pins, length, match);
+}
+
+/* The largest ratio, over every case, of the time with the most pins to
+ * the time with one. */
+static double
+print_verdict (Driver *driver)
+{
+  g_autoptr(GString) header = g_string_new ("| Pins |");
+  g_autoptr(GString) rule = g_string_new ("|--:|");
+  g_autoptr(GString) flatness = g_string_new (NULL);
+  guint last = G_N_ELEMENTS (verdict_pin_counts) - 1;
+  double worst = NAN;
+  guint p;
+  guint c;
+
+  for (c = 0; c < G_N_ELEMENTS (verdict_cases); c++)
+    {
+      g_string_append_printf (header, " %s |", verdict_cases[c].heading);
+      g_string_append (rule, "--:|");
+    }
+  printf ("### The verdict alone, µs per decision\n\n%s\n%s\n", header->str,
+          rule->str);
+
+  g_string_append_printf (flatness, "| %u ÷ %u |", verdict_pin_counts[last],
+                          verdict_pin_counts[0]);
+  for (p = 0; p < G_N_ELEMENTS (verdict_pin_counts); p++)
+    {
+      g_autoptr(GString) row = g_string_new (NULL);
+
+      g_string_append_printf (row, "| %u |", verdict_pin_counts[p]);
+      for (c = 0; c < G_N_ELEMENTS (verdict_cases); c++)
+        {
+          g_autofree char *metric =
+              verdict_metric (verdict_pin_counts[p], verdict_cases[c].length,
+                              verdict_cases[c].match);
+          g_autofree char *one =
+              verdict_metric (verdict_pin_counts[0], verdict_cases[c].length,
+                              verdict_cases[c].match);
+
+          append_number (row, median_of (driver, "verdict", "-", "-", metric), 1);
+          if (p == last)
+            {
+              GArray *most = values_of (driver, "verdict", "-", "-", metric);
+              GArray *least = values_of (driver, "verdict", "-", "-", one);
+              g_autofree double *ratios = g_new (double, most->len);
+              double ratio;
+              guint r;
+
+              for (r = 0; r < most->len; r++)
+                ratios[r] = g_array_index (most, double, r)
+                            / g_array_index (least, double, r);
+              ratio = bench_median (ratios, most->len);
+              append_number (flatness, ratio, 2);
+              if (isnan (worst) || ratio > worst)
+                worst = ratio;
+            }
+        }
+      printf ("%s\n", row->str);
+    }
+  printf ("%s\n\n", flatness->str);
+  printf (
+      "The pin matches the leaf, the certificate at the top of the chain (reached "
+      "through a signature check at each step), or nothing. ECDSA P-256 chain made "
+      "for the run; pin_tls_verify_chain() in PIN_ONLY mode.\n\n");
+
+  return worst;
+}
+
+static void
+print_target (const char *what,
+              double      value,
+              gboolean    higher_is_better,
+              double      target)
+{
+  gboolean met = higher_is_better ? value >= target : value <= target;
+
+  printf ("- %s: %.2f, target %s %.2f: %s\n", what, value,
+          higher_is_better ? "≥" : "≤", target,
+          isnan (value) ? "not measured"
+          : met         ? "met"
+                        : "missed");
+}
+
+static void
+print_targets (Driver *driver, double verdict_flatness)
+{
+  static const char *const pintls[] = { "pintls-sync", "pintls-async" };
+  guint i;
+  guint k;
+
+  printf ("### Targets\n\n");
+  for (i = 0; i < G_N_ELEMENTS (pintls); i++)
+    {
+      for (k = 0; k < G_N_ELEMENTS (setups) && wanted (driver, "handshake"); k++)
+        {
+          g_autofree char *what = g_strdup_printf ("%s handshakes, %s, × GnuTLS",
+                                                   pintls[i], setups[k].label);
+
+          print_target (what,
+                        median_ratio (driver, "handshake", setups[k].id, pintls[i],
+                                      "gnutls", "rate"),
+                        TRUE, 0.95);
+        }
+    }
+  for (i = 0; i < G_N_ELEMENTS (pintls) && wanted (driver, "bulk"); i++)
+    {
+      g_autofree char *down = g_strdup_printf ("%s download × GnuTLS", pintls[i]);
+      g_autofree char *up = g_strdup_printf ("%s upload × GnuTLS", pintls[i]);
+
+      print_target (down,
+                    median_ratio (driver, "download", "ecdsa", pintls[i], "gnutls",
+                                  "mib_per_s"),
+                    TRUE, 0.95);
+      print_target (
+          up,
+          median_ratio (driver, "upload", "ecdsa", pintls[i], "gnutls", "mib_per_s"),
+          TRUE, 0.95);
+    }
+  if (wanted (driver, "verdict"))
+    print_target ("verdict, most pins ÷ one pin, worst case", verdict_flatness,
+                  FALSE, 1.5);
+  if (wanted (driver, "memory"))
+    print_target ("memory per connection, pintls × glib-networking",
+                  median_ratio (driver, "memory", "ecdsa", "pintls-sync",
+                                "glib-sync", "kib_per_connection"),
+                  FALSE, 1.0);
+  printf ("\n");
+}
+
+static void
+print_unavailable (Driver *driver)
+{
+  GHashTableIter iter;
+  gpointer client;
+  gpointer reason;
+
+  g_hash_table_iter_init (&iter, driver->unavailable);
+  while (g_hash_table_iter_next (&iter, &client, &reason))
+    printf ("Not measured: %s: %s.\n", client_label (client), (char *) reason);
+  if (g_hash_table_size (driver->unavailable) > 0)
+    printf ("\n");
+}
+
+static void
+print_results (Driver *driver)
+{
+  double verdict_flatness = NAN;
+
+  print_machine (driver);
+  print_sessions (driver);
+  print_unavailable (driver);
+  if (wanted (driver, "handshake"))
+    print_handshakes (driver);
+  if (wanted (driver, "bulk"))
+    print_bulk (driver);
+  if (wanted (driver, "verdict"))
+    verdict_flatness = print_verdict (driver);
+  if (wanted (driver, "memory"))
+    print_memory (driver);
+  if (wanted (driver, "concurrency"))
+    print_concurrency (driver);
+  printf ("× GnuTLS: the ratio to the plain GnuTLS client; × glib: to "
+          "glib-networking in the "
+          "same mode (sync or async), database given as a property.\n\n");
+  print_targets (driver, verdict_flatness);
+}
+
+static int
+run_driver (Settings *settings)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSubprocess) server = NULL;
+  Driver driver = { settings };
+
+  driver.self_path = g_file_read_link ("/proc/self/exe", &error);
+  if (driver.self_path == NULL)
+    {
+      g_printerr ("%s\n", error->message);
+      return 1;
+    }
+
+  driver.results = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                          (GDestroyNotify) g_array_unref);
+  driver.sessions = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                           (GDestroyNotify) g_hash_table_unref);
+  driver.unavailable =
+      g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  driver.load_before = load_average ();
+
+  server = start_server (&driver, &error);
+  if (server == NULL)
+    {
+      g_printerr ("Cannot start the server: %s\n", error->message);
+      return 1;
+    }
+
+  measure_all (&driver);
+  stop_server (server);
+  print_results (&driver);
+
+  if (driver.failures > 0)
+    g_printerr ("%u measurements failed\n", driver.failures);
+
+  g_hash_table_unref (driver.results);
+  g_hash_table_unref (driver.sessions);
+  g_hash_table_unref (driver.unavailable);
+  g_free (driver.load_before);
+  g_free (driver.self_path);
+
+  return driver.failures > 0 ? 1 : 0;
+}
+
+/* Options --------------------------------------------------------------- */
+
+static void
+apply_defaults (Settings *settings)
+{
+  gboolean quick = settings->quick;
+
+  if (settings->rounds <= 0)
+    settings->rounds = quick ? 1 : DEFAULT_ROUNDS;
+  if (settings->seconds < 0)
+    settings->seconds = quick ? 0 : DEFAULT_SECONDS;
+  if (settings->bulk_mib <= 0)
+    settings->bulk_mib = quick ? 1 : DEFAULT_BULK_MIB;
+  if (settings->connections <= 0)
+    settings->connections = quick ? 4 : DEFAULT_CONNECTIONS;
+  if (settings->concurrent <= 0)
+    settings->concurrent = quick ? 4 : DEFAULT_CONCURRENT;
+  if (settings->verdict_seconds < 0)
+    settings->verdict_seconds = quick ? 0 : DEFAULT_VERDICT_SECONDS;
+  if (settings->data_dir == NULL)
+    settings->data_dir = g_strdup (BENCH_DATA_DIR);
+}
+
+int
+main (int argc, char *argv[])
+{
+  Settings settings = { FALSE, 0, -1, 0, 0, 0, -1, NULL, NULL };
+  BenchChildOptions child = { NULL };
+  int port = 0;
+  gint64 bytes = 0;
+  GOptionEntry      entries[] = {
+         { "quick", 0, 0, G_OPTION_ARG_NONE, &settings.quick,
+           "One short round of everything, to check that it all runs", NULL },
+         { "rounds", 0, 0, G_OPTION_ARG_INT, &settings.rounds,
+           "Rounds of every measurement (5)", "N" },
+         { "seconds", 0, 0, G_OPTION_ARG_DOUBLE, &settings.seconds,
+           "How long to measure handshakes, per client and round (1)", "S" },
+         { "bulk-mib", 0, 0, G_OPTION_ARG_INT, &settings.bulk_mib,
+           "Mebibytes per bulk transfer (256)", "N" },
+         { "connections", 0, 0, G_OPTION_ARG_INT, &settings.connections,
+           "Idle connections open for the memory measurement (1000)", "N" },
+         { "concurrent", 0, 0, G_OPTION_ARG_INT, &settings.concurrent,
+           "Concurrent handshakes (500)", "N" },
+         { "verdict-seconds", 0, 0, G_OPTION_ARG_DOUBLE, &settings.verdict_seconds,
+           "How long to measure each verdict case (0.1)", "S" },
+         { "only", 0, 0, G_OPTION_ARG_STRING, &settings.only,
+           "Only these, comma-separated: handshake, bulk, verdict, memory, concurrency",
+           "LIST" },
+         { "data-dir", 0, 0, G_OPTION_ARG_FILENAME, &settings.data_dir,
+           "The certificates (data/certs of the source tree)", "DIR" },
+         { "child", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &child.test, NULL,
+           NULL },
+         { "client", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &child.client_id, NULL,
+           NULL },
+         { "port", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, &port, NULL, NULL },
+         { "leaf", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, &child.leaf_path, NULL,
+           NULL },
+         { "bytes", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT64, &bytes, NULL, NULL },
+         { NULL },
+  };
+  g_autoptr(GOptionContext) context = NULL;
+  g_autoptr(GError) error = NULL;
+
+  context = g_option_context_new (
+      "- pinned TLS connections against glib-networking and GnuTLS");
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    {
+      g_printerr ("%s\n", error->message);
+      return 2;
+    }
+
+  bench_raise_file_limit ();
+  if (child.test != NULL)
+    {
+      child.port = port;
+      child.seconds = MAX (settings.seconds, 0);
+      child.bytes = bytes;
+      child.connections = MAX (settings.connections, 1);
+      return bench_child_run (&child);
+    }
+
+  apply_defaults (&settings);
+  return run_driver (&settings);
+}
