@@ -70,10 +70,15 @@ static const struct
   const char *match;
   const char *heading;
 } verdict_cases[] = {
-  { 1, "leaf", "1 cert, leaf" }, { 2, "leaf", "2, leaf" },
-  { 2, "top", "2, top" },        { 3, "leaf", "3, leaf" },
-  { 3, "top", "3, top" },        { 4, "leaf", "4, leaf" },
-  { 4, "top", "4, top" },        { 4, "none", "4, no match" },
+  { 1, "leaf", "1 cert, leaf" },
+  { 1, "none", "1, no match" },
+  { 2, "leaf", "2, leaf" },
+  { 2, "top", "2, top" },
+  { 3, "leaf", "3, leaf" },
+  { 3, "top", "3, top" },
+  { 4, "leaf", "4, leaf" },
+  { 4, "top", "4, top" },
+  { 4, "none", "4, no match" },
 };
 
 typedef struct

@@ -276,11 +276,12 @@ bench_verdict_run (double seconds_per_case)
       return 1;
     }
 
-  for (length = 1; length <= MAX_CHAIN_LENGTH; length++)
+  measure_case (chain, 1, MATCH_LEAF, seconds_per_case);
+  measure_case (chain, 1, MATCH_NONE, seconds_per_case);
+  for (length = 2; length <= MAX_CHAIN_LENGTH; length++)
     {
       measure_case (chain, length, MATCH_LEAF, seconds_per_case);
-      if (length > 1)
-        measure_case (chain, length, MATCH_TOP, seconds_per_case);
+      measure_case (chain, length, MATCH_TOP, seconds_per_case);
     }
   measure_case (chain, MAX_CHAIN_LENGTH, MATCH_NONE, seconds_per_case);
 
