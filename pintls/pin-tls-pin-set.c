@@ -59,8 +59,9 @@ struct _PinTlsPinSet
 {
   GObject parent_instance;
 
-  GArray *pins;       /* PinTlsPin, first-given order, no duplicates */
-  GHashTable *lookup; /* the same pins, as a set */
+  GArray *pins;             /* PinTlsPin, first-given order, no duplicates */
+  GHashTable *lookup;       /* the same pins, as a set */
+  guint n_certificate_pins; /* how many are of whole certificates */
   guint8 set_digest[PIN_TLS_DIGEST_SIZE];
 };
 
@@ -150,6 +151,8 @@ add_pin (PinTlsPinSet    *self,
 
   g_hash_table_add (self->lookup, g_memdup2 (pin, sizeof *pin));
   g_array_append_val (self->pins, *pin);
+  if (pin->kind == PIN_TLS_PIN_KIND_CERTIFICATE)
+    self->n_certificate_pins++;
 }
 
 /* Computes the digest that identifies the set's contents whatever order
@@ -1069,19 +1072,16 @@ _pin_tls_pin_set_contains (PinTlsPinSet *set,
   return g_hash_table_contains (set->lookup, &key);
 }
 
+/* Known from construction: every verdict asks, so it must not grow with
+ * the number of pins. */
 gboolean
 _pin_tls_pin_set_has_kind (PinTlsPinSet *set,
                            PinTlsPinKind kind)
 {
-  guint i;
+  if (kind == PIN_TLS_PIN_KIND_CERTIFICATE)
+    return set->n_certificate_pins > 0;
 
-  for (i = 0; i < set->pins->len; i++)
-    {
-      if (g_array_index (set->pins, PinTlsPin, i).kind == kind)
-        return TRUE;
-    }
-
-  return FALSE;
+  return set->pins->len > set->n_certificate_pins;
 }
 
 const guint8 *
