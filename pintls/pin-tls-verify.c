@@ -143,7 +143,10 @@ _pin_tls_chain_build_path (PinTlsChain *chain,
   chain->path_length = 1;
   on_path[0] = TRUE;
 
-  while (!is_self_issued (chain->certs[current])
+  /* Once every presented certificate is on the path, none is left to be
+   * the next issuer, and the costly self-issued check can be skipped. */
+  while (chain->path_length < chain->n_certs
+         && !is_self_issued (chain->certs[current])
          && find_presented_issuer (chain, current, on_path, &checks, &next))
     {
       chain->path[chain->path_length++] = next;
@@ -300,18 +303,39 @@ set_mismatch_error (PinTlsDecision       *verdict,
   g_string_free (presented, TRUE);
 }
 
+/* A certificate's public-key digest, or the fact that it has none. */
+typedef struct
+{
+  gboolean valid;
+  guint8 digest[PIN_TLS_DIGEST_SIZE];
+} SpkiDigest;
+
+/* Each presented certificate's public-key digest, taken once per verdict:
+ * the presented pins and the matching both need them, and each costs an
+ * export of the key. */
+static SpkiDigest *
+spki_digests (PinTlsChain *chain)
+{
+  SpkiDigest *digests = g_new (SpkiDigest, chain->n_certs);
+  guint i;
+
+  for (i = 0; i < chain->n_certs; i++)
+    digests[i].valid = _pin_tls_spki_digest (chain->certs[i], digests[i].digest);
+
+  return digests;
+}
+
 static char **
-presented_pins (PinTlsChain *chain)
+presented_pins (PinTlsChain      *chain,
+                const SpkiDigest *digests)
 {
   char **pins = g_new0 (char *, chain->n_certs + 1);
   guint i;
 
   for (i = 0; i < chain->n_certs; i++)
     {
-      guint8 digest[PIN_TLS_DIGEST_SIZE];
-
-      if (_pin_tls_spki_digest (chain->certs[i], digest))
-        pins[i] = _pin_tls_format_spki_pin (digest);
+      if (digests[i].valid)
+        pins[i] = _pin_tls_format_spki_pin (digests[i].digest);
       else
         pins[i] = g_strdup ("(unreadable public key)");
     }
@@ -320,14 +344,14 @@ presented_pins (PinTlsChain *chain)
 }
 
 static gboolean
-certificate_matches (gnutls_x509_crt_t     cert,
+certificate_matches (const SpkiDigest     *spki,
                      const gnutls_datum_t *der,
                      PinTlsPinSet         *pins)
 {
   guint8 digest[PIN_TLS_DIGEST_SIZE];
 
-  if (_pin_tls_spki_digest (cert, digest)
-      && _pin_tls_pin_set_contains (pins, PIN_TLS_PIN_KIND_SPKI, digest))
+  if (spki->valid
+      && _pin_tls_pin_set_contains (pins, PIN_TLS_PIN_KIND_SPKI, spki->digest))
     return TRUE;
 
   if (der == NULL || !_pin_tls_pin_set_has_kind (pins, PIN_TLS_PIN_KIND_CERTIFICATE))
@@ -342,13 +366,15 @@ anchor_matches (gnutls_x509_crt_t anchor,
                 PinTlsPinSet     *pins)
 {
   gnutls_datum_t der = { NULL, 0 };
+  SpkiDigest spki;
   gboolean matched;
 
   /* A copy from a trust list exports; its key is matched even if not. */
+  spki.valid = _pin_tls_spki_digest (anchor, spki.digest);
   if (gnutls_x509_crt_export2 (anchor, GNUTLS_X509_FMT_DER, &der) < 0)
-    return certificate_matches (anchor, NULL, pins); /* GCOVR_EXCL_LINE */
+    return certificate_matches (&spki, NULL, pins); /* GCOVR_EXCL_LINE */
 
-  matched = certificate_matches (anchor, &der, pins);
+  matched = certificate_matches (&spki, &der, pins);
   gnutls_free (der.data);
 
   return matched;
@@ -365,6 +391,7 @@ typedef enum
 static PathMatch
 path_matches (PinTlsChain          *chain,
               const gnutls_datum_t *der,
+              const SpkiDigest     *digests,
               PinTlsPinSet         *pins)
 {
   guint i;
@@ -373,7 +400,7 @@ path_matches (PinTlsChain          *chain,
     {
       guint index = chain->path[i];
 
-      if (certificate_matches (chain->certs[index], &der[index], pins))
+      if (certificate_matches (&digests[index], &der[index], pins))
         return index == 0 ? PATH_MATCH_LEAF : PATH_MATCH_ISSUER;
     }
 
@@ -439,6 +466,7 @@ _pin_tls_decision_compute (PinTlsDecision       *verdict,
                            PinTlsTrust          *trust)
 {
   g_autoptr(PinTlsChain) chain = NULL;
+  g_autofree SpkiDigest *digests = NULL;
   gboolean check_ca = (mode == PIN_TLS_MODE_CA_AND_PINS);
   PathMatch match;
 
@@ -458,10 +486,11 @@ _pin_tls_decision_compute (PinTlsDecision       *verdict,
     return;
 
   _pin_tls_chain_build_path (chain, check_ca ? trust : NULL);
-  verdict->presented_pins = presented_pins (chain);
+  digests = spki_digests (chain);
+  verdict->presented_pins = presented_pins (chain, digests);
   verdict->path = g_memdup2 (chain->path, chain->path_length * sizeof (guint));
   verdict->path_length = chain->path_length;
-  match = path_matches (chain, der, pins);
+  match = path_matches (chain, der, digests, pins);
   verdict->pin_matched = (match != PATH_MATCH_NONE);
   verdict->ca_errors = trust_errors (verdict, chain, match, mode, server_name,
                                      trust);
