@@ -121,6 +121,7 @@ struct _PinTlsClientConnection
 
   /* What the handshake found; guarded by lock. */
   GPtrArray *peer_chain;          /* GBytes: the issuer path, leaf first */
+  gboolean peer_chain_is_path;    /* or, if not, every certificate presented */
   GTlsCertificate *peer_certificate;
   GTlsCertificateFlags peer_certificate_errors;
   char **presented_pins;
@@ -532,6 +533,10 @@ create_trust (PinTlsClientConnection *self,
   return _pin_tls_trust_new_for_list (system_list);
 }
 
+/* The issuer path the verdict checked, leaf first. When the leaf alone
+ * decided, the verdict checked no issuer: every certificate presented is
+ * kept instead, and the path is found if the peer certificate is asked
+ * for, not in every handshake. */
 static GPtrArray *
 copy_peer_path (PinTlsClientConnection *self,
                 PinTlsDecision         *verdict)
@@ -539,17 +544,44 @@ copy_peer_path (PinTlsClientConnection *self,
   GPtrArray *chain = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
   const gnutls_datum_t *peers;
   unsigned int n_peers = 0;
+  guint n;
   guint i;
 
   peers = gnutls_certificate_get_peers (self->session, &n_peers);
-  for (i = 0; i < verdict->path_length; i++)
+  n = verdict->path_is_partial ? n_peers : verdict->path_length;
+  for (i = 0; i < n; i++)
     {
-      const gnutls_datum_t *der = &peers[verdict->path[i]];
+      guint index = verdict->path_is_partial ? i : verdict->path[i];
 
-      g_ptr_array_add (chain, g_bytes_new (der->data, der->size));
+      g_ptr_array_add (chain, g_bytes_new (peers[index].data, peers[index].size));
     }
 
   return chain;
+}
+
+/* Called with the lock held: keeps, of the certificates presented, the
+ * issuer path, each step checked by signature. */
+static void
+find_peer_path (PinTlsClientConnection *self)
+{
+  GPtrArray *path_chain = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  g_autofree guint *path = NULL;
+  guint length = 0;
+  guint i;
+
+  path = pin_tls_find_issuer_path ((GBytes *const *) self->peer_chain->pdata,
+                                   self->peer_chain->len, &length, NULL);
+  for (i = 0; path != NULL && i < length; i++)
+    g_ptr_array_add (path_chain, g_bytes_ref (self->peer_chain->pdata[path[i]]));
+
+  /* The verdict parsed them all, so this cannot fail; if it did, the
+   * leaf alone is still the certificate that matched. */
+  if (path_chain->len == 0)
+    g_ptr_array_add (path_chain, g_bytes_ref (self->peer_chain->pdata[0]));
+
+  g_ptr_array_unref (self->peer_chain);
+  self->peer_chain = path_chain;
+  self->peer_chain_is_path = TRUE;
 }
 
 static GTlsCertificate *
@@ -560,6 +592,8 @@ get_peer_certificate (PinTlsClientConnection *self)
   if (self->peer_certificate == NULL && self->peer_chain != NULL
       && self->peer_chain->len > 0)
     {
+      if (!self->peer_chain_is_path)
+        find_peer_path (self);
       self->peer_certificate =
         _pin_tls_certificate_new_from_path (self->peer_chain, &error);
       if (self->peer_certificate == NULL)
@@ -590,6 +624,7 @@ verdict_cb (PinTlsDecision *verdict,
   g_clear_object (&self->peer_certificate);
   if (verdict->path != NULL)
     self->peer_chain = copy_peer_path (self, verdict);
+  self->peer_chain_is_path = !verdict->path_is_partial;
   g_strfreev (self->presented_pins);
   self->presented_pins = g_strdupv (verdict->presented_pins);
   self->peer_certificate_errors = errors;

@@ -77,6 +77,8 @@ typedef struct
   char **presented_pins;            /* every certificate as sent, leaf first */
   guint *path;                      /* the issuer path, as indices of the chain */
   guint path_length;
+  gboolean path_is_partial;         /* the path stops at the leaf, whose pin
+                                     * decided; the issuers were not checked */
 } PinTlsDecision;
 
 PinTlsChain *_pin_tls_chain_new (const gnutls_datum_t *der,

@@ -485,12 +485,25 @@ _pin_tls_decision_compute (PinTlsDecision       *verdict,
   if (chain == NULL)
     return;
 
-  _pin_tls_chain_build_path (chain, check_ca ? trust : NULL);
   digests = spki_digests (chain);
   verdict->presented_pins = presented_pins (chain, digests);
+
+  /* In PIN_ONLY mode a pinned leaf is the whole decision: the signatures
+   * up the chain matter only to a pin on an issuer, so they are not
+   * checked, and the path the verdict reports stops at the leaf. */
+  if (!check_ca && certificate_matches (&digests[0], &der[0], pins))
+    {
+      chain->path_length = 1;
+      verdict->path_is_partial = n_certs > 1;
+      match = PATH_MATCH_LEAF;
+    }
+  else
+    {
+      _pin_tls_chain_build_path (chain, check_ca ? trust : NULL);
+      match = path_matches (chain, der, digests, pins);
+    }
   verdict->path = g_memdup2 (chain->path, chain->path_length * sizeof (guint));
   verdict->path_length = chain->path_length;
-  match = path_matches (chain, der, digests, pins);
   verdict->pin_matched = (match != PATH_MATCH_NONE);
   verdict->ca_errors = trust_errors (verdict, chain, match, mode, server_name,
                                      trust);
