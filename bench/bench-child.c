@@ -1,18 +1,31 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-/* The measurements on connections. Each runs in a child process of its
- * own, for one client, so that no client's memory, threads or warm caches
- * count for another. A child first asks the server, over one connection,
- * how the session was negotiated (this also warms it up), then measures,
- * and prints its results as key=value lines. */
+/* The measurements on connections, made in child processes, one client
+ * each, so that no client's memory, threads or warm caches count for
+ * another. A child first asks the server, over one connection, how the
+ * session was negotiated (this also warms it up), and prints its results
+ * as key=value lines.
+ *
+ * A worker child ("--child worker") stays up and measures what the driver
+ * asks on standard input, one command a line, each answered by its
+ * results and a line "end":
+ *   handshakes SECONDS  connections opened and closed for that long
+ *   download BYTES      a transfer from the server, on one connection
+ *   upload BYTES        the same towards it
+ * so that the driver can interleave the clients in short batches. The
+ * memory and concurrency children measure once and exit. */
 
 #include "bench.h"
 
+#include <stdio.h>
+#include <unistd.h>
+
 #define READ_BUFFER_SIZE 65536
 #define WRITE_CHUNK_SIZE 65536
-#define WARM_UP_BYTES (4 * 1024 * 1024)
-#define WARM_UP_HANDSHAKES 3
 #define MIN_HANDSHAKES 2
+
+/* No command may take longer: a client that hangs ends its worker. */
+#define COMMAND_TIMEOUT_SECONDS 300
 
 typedef struct
 {
@@ -20,6 +33,7 @@ typedef struct
   const BenchClient *client;
   BenchTarget *target;
   guint8 *buffer;
+  BenchConnection *bulk_connection; /* kept from one transfer to the next */
 } Child;
 
 static gboolean
@@ -185,18 +199,14 @@ run_handshakes (Child *child, double seconds, guint *count, GError **error)
 }
 
 static gboolean
-measure_handshakes (Child *child, GError **error)
+measure_handshakes (Child   *child,
+                    double   seconds,
+                    GError **error)
 {
-  double seconds = child->options->seconds;
-  double start;
-  double cpu;
+  double start = bench_now ();
+  double cpu = bench_cpu_seconds ();
   guint count;
 
-  if (!run_handshakes (child, seconds / 5, &count, error))
-    return FALSE;
-
-  cpu = bench_cpu_seconds ();
-  start = bench_now ();
   if (!run_handshakes (child, seconds, &count, error))
     return FALSE;
 
@@ -362,34 +372,31 @@ run_transfer (Child           *child,
   return transfer_sync (child, connection, upload, bytes, error);
 }
 
+/* One transfer on the worker's connection, opened by the first. */
 static gboolean
-measure_bulk (Child *child, gboolean upload, GError **error)
+measure_bulk (Child   *child,
+              gboolean upload,
+              guint64  bytes,
+              GError **error)
 {
-  guint64 bytes = child->options->bytes;
-  BenchConnection *connection;
-  gboolean done;
   double start;
   double cpu;
 
-  connection = open_one (child, error);
-  if (connection == NULL)
+  if (child->bulk_connection == NULL)
+    child->bulk_connection = open_one (child, error);
+  if (child->bulk_connection == NULL)
     return FALSE;
 
-  done = run_transfer (child, connection, upload, MIN (bytes, WARM_UP_BYTES), error);
   cpu = bench_cpu_seconds ();
   start = bench_now ();
-  done = done && run_transfer (child, connection, upload, bytes, error);
-  if (done)
-    {
-      double seconds = bench_now () - start;
+  if (!run_transfer (child, child->bulk_connection, upload, bytes, error))
+    return FALSE;
 
-      bench_report ("mib_per_s", "%.1f", bytes / 1048576.0 / seconds);
-      bench_report ("cpu_s_per_gib", "%.3f",
-                    (bench_cpu_seconds () - cpu) * 1073741824.0 / bytes);
-    }
-  bench_connection_close (connection);
+  bench_report ("mib_per_s", "%.1f", bytes / 1048576.0 / (bench_now () - start));
+  bench_report ("cpu_s_per_gib", "%.3f",
+                (bench_cpu_seconds () - cpu) * 1073741824.0 / bytes);
 
-  return done;
+  return TRUE;
 }
 
 /* Memory of idle connections ------------------------------------------------ */
@@ -505,25 +512,73 @@ measure_concurrency (Child *child, GError **error)
   return burst.error == NULL;
 }
 
-/* Running one ------------------------------------------------------------- */
+/* Running --------------------------------------------------------------- */
 
 static gboolean
-run_test (Child *child, GError **error)
+run_command (Child      *child,
+             const char *command,
+             GError    **error)
+{
+  g_auto(GStrv) words = g_strsplit (g_strstrip ((char *) command), " ", 2);
+  guint64 bytes = 0;
+
+  if (g_strv_length (words) == 2 && g_str_equal (words[0], "handshakes"))
+    return measure_handshakes (child, g_ascii_strtod (words[1], NULL), error);
+
+  if (g_strv_length (words) == 2
+      && (g_str_equal (words[0], "download") || g_str_equal (words[0], "upload"))
+      && g_ascii_string_to_unsigned (words[1], 10, 1, G_MAXUINT64, &bytes, error))
+    return measure_bulk (child, g_str_equal (words[0], "upload"), bytes, error);
+
+  if (error != NULL && *error == NULL)
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                 "Unknown command “%s”", command);
+  return FALSE;
+}
+
+/* Answers the driver's commands until it closes standard input. */
+static gboolean
+serve_commands (Child   *child,
+                GError **error)
+{
+  char line[256];
+
+  bench_report ("end", "%s", "");
+  while (fgets (line, sizeof line, stdin) != NULL)
+    {
+      gboolean done;
+
+      alarm (COMMAND_TIMEOUT_SECONDS);
+      done = run_command (child, line, error);
+      alarm (0);
+      if (!done)
+        return FALSE;
+      bench_report ("end", "%s", "");
+    }
+
+  return TRUE;
+}
+
+static gboolean
+run_test (Child   *child,
+          GError **error)
 {
   const char *test = child->options->test;
+  gboolean done;
 
-  if (g_str_equal (test, "handshake"))
-    return measure_handshakes (child, error);
-  if (g_str_equal (test, "download") || g_str_equal (test, "upload"))
-    return measure_bulk (child, g_str_equal (test, "upload"), error);
+  if (g_str_equal (test, "worker"))
+    return serve_commands (child, error);
+
+  alarm (COMMAND_TIMEOUT_SECONDS);
   if (g_str_equal (test, "memory"))
-    return measure_memory (child, error);
-  if (g_str_equal (test, "concurrency"))
-    return measure_concurrency (child, error);
+    done = measure_memory (child, error);
+  else if (g_str_equal (test, "concurrency"))
+    done = measure_concurrency (child, error);
+  else
+    done = run_command (child, test, error);
+  alarm (0);
 
-  g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "Unknown test “%s”",
-               test);
-  return FALSE;
+  return done;
 }
 
 int
@@ -531,7 +586,7 @@ bench_child_run (const BenchChildOptions *options)
 {
   g_autoptr(GError) error = NULL;
   g_autofree char *unavailable = NULL;
-  Child child = { options, NULL, NULL, NULL };
+  Child child = { options, NULL, NULL, NULL, NULL };
   gboolean done = FALSE;
 
   if (g_str_equal (options->test, "verdict"))
@@ -556,6 +611,7 @@ bench_child_run (const BenchChildOptions *options)
   if (unavailable != NULL)
     {
       bench_report ("unavailable", "%s", unavailable);
+      bench_report ("end", "%s", "");
       bench_target_free (child.target);
       return 0;
     }
@@ -565,6 +621,8 @@ bench_child_run (const BenchChildOptions *options)
   if (!done)
     g_printerr ("%s, %s: %s\n", options->test, child.client->id, error->message);
 
+  if (child.bulk_connection != NULL)
+    bench_connection_close (child.bulk_connection);
   g_free (child.buffer);
   bench_target_free (child.target);
 

@@ -4,11 +4,14 @@
  * glib-networking and plain GnuTLS, all against one local GnuTLS server,
  * with one table as the result.
  *
- * Every measurement runs in a child process of its own (this program, with
- * --child), for one client. Each round runs every client once, in an order
- * that rotates from round to round, so that load on the machine falls on
- * all of them alike. A figure is the median of the rounds; a ratio is the
- * median of the ratios within each round. */
+ * Every client runs in child processes of its own (this program, with
+ * --child), so that no client's memory or threads count for another.
+ * Handshakes and bulk transfers run in workers that stay up and measure
+ * on demand: a batch asks every worker once, in an order that rotates from
+ * batch to batch, so that load on the machine falls on every client alike.
+ * Memory and concurrency take a fresh child per round. A figure is the
+ * median of the batches or rounds; a ratio is the median of the ratios
+ * within each batch or round. */
 
 #include "bench.h"
 
@@ -17,12 +20,12 @@
 #include <sys/utsname.h>
 
 #define DEFAULT_ROUNDS 5
-#define DEFAULT_SECONDS 1.0
+#define DEFAULT_BATCHES 30
+#define DEFAULT_SECONDS 0.1
 #define DEFAULT_BULK_MIB 256
 #define DEFAULT_CONNECTIONS 1000
 #define DEFAULT_CONCURRENT 500
 #define DEFAULT_VERDICT_SECONDS 0.1
-#define CHILD_TIMEOUT_SECONDS 600
 
 /* What the server presents; every client pins its leaf. */
 typedef struct
@@ -85,6 +88,7 @@ typedef struct
 {
   gboolean quick;
   int rounds;
+  int batches;
   double seconds;
   int bulk_mib;
   int connections;
@@ -106,131 +110,9 @@ typedef struct
   char *load_before;
 } Driver;
 
-/* Running children ------------------------------------------------------ */
-
-typedef struct
-{
-  GMainLoop *loop;
-  char *output;
-  GError *error;
-  gboolean done;
-  gboolean timed_out;
-} ChildWait;
-
-static void
-communicated_cb (GObject *source, GAsyncResult *result, gpointer data)
-{
-  ChildWait *wait = data;
-
-  g_subprocess_communicate_utf8_finish (G_SUBPROCESS (source), result, &wait->output,
-                                        NULL, &wait->error);
-  wait->done = TRUE;
-  g_main_loop_quit (wait->loop);
-}
-
-static gboolean
-child_timeout_cb (gpointer data)
-{
-  ChildWait *wait = data;
-
-  wait->timed_out = TRUE;
-  g_main_loop_quit (wait->loop);
-
-  return G_SOURCE_REMOVE;
-}
-
-static GHashTable *
-parse_output (const char *output)
-{
-  GHashTable *values =
-      g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  g_auto(GStrv) lines = g_strsplit (output, "\n", -1);
-  guint i;
-
-  for (i = 0; lines[i] != NULL; i++)
-    {
-      const char *equals = strchr (lines[i], '=');
-
-      if (equals != NULL)
-        g_hash_table_insert (values, g_strndup (lines[i], equals - lines[i]),
-                             g_strdup (equals + 1));
-    }
-
-  return values;
-}
-
-/* Runs this program as a child with @args; returns what it reported. */
-static GHashTable *
-run_child (Driver *driver, GPtrArray *args, GError **error)
-{
-  g_autoptr(GSubprocessLauncher) launcher = NULL;
-  g_autoptr(GSubprocess) child = NULL;
-  ChildWait wait = { NULL, NULL, NULL, FALSE, FALSE };
-  guint timeout;
-
-  g_ptr_array_insert (args, 0, g_strdup (driver->self_path));
-  g_ptr_array_add (args, NULL);
-
-  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
-  g_subprocess_launcher_unsetenv (launcher, "G_MESSAGES_DEBUG");
-  child = g_subprocess_launcher_spawnv (launcher, (const char *const *) args->pdata,
-                                        error);
-  if (child == NULL)
-    return NULL;
-
-  wait.loop = g_main_loop_new (NULL, FALSE);
-  timeout = g_timeout_add_seconds (CHILD_TIMEOUT_SECONDS, child_timeout_cb, &wait);
-  g_subprocess_communicate_utf8_async (child, NULL, NULL, communicated_cb, &wait);
-  g_main_loop_run (wait.loop);
-  if (wait.timed_out)
-    {
-      g_subprocess_force_exit (child);
-      while (!wait.done)
-        g_main_context_iteration (NULL, TRUE);
-    }
-  else
-    {
-      g_source_remove (timeout);
-    }
-  g_main_loop_unref (wait.loop);
-
-  if (wait.error == NULL && !g_subprocess_get_successful (child))
-    g_set_error (&wait.error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s",
-                 wait.timed_out ? "timed out" : "failed");
-  if (wait.error != NULL)
-    {
-      g_propagate_error (error, wait.error);
-      g_free (wait.output);
-      return NULL;
-    }
-
-  return parse_output (wait.output ? wait.output : "");
-}
-
-static void add_arg (GPtrArray *args, const char *name, const char *format, ...)
-    G_GNUC_PRINTF (3, 4);
-
-static void
-add_arg (GPtrArray *args, const char *name, const char *format, ...)
-{
-  va_list values;
-
-  va_start (values, format);
-  g_ptr_array_add (args, g_strdup (name));
-  g_ptr_array_add (args, g_strdup_vprintf (format, values));
-  va_end (values);
-}
-
-static char *
-format_seconds (double seconds)
-{
-  char buffer[G_ASCII_DTOSTR_BUF_SIZE];
-
-  return g_strdup (g_ascii_formatd (buffer, sizeof buffer, "%.6f", seconds));
-}
-
 /* Results --------------------------------------------------------------- */
 
+/* The values of a metric, one per round or batch, NAN where none. */
 static GArray *
 values_of (Driver     *driver,
            const char *test,
@@ -240,14 +122,10 @@ values_of (Driver     *driver,
 {
   g_autofree char *name = g_strdup_printf ("%s/%s/%s/%s", test, key, client, metric);
   GArray *values = g_hash_table_lookup (driver->results, name);
-  double nan_value = NAN;
-  int i;
 
   if (values == NULL)
     {
       values = g_array_new (FALSE, FALSE, sizeof (double));
-      for (i = 0; i < driver->settings->rounds; i++)
-        g_array_append_val (values, nan_value);
       g_hash_table_insert (driver->results, g_steal_pointer (&name), values);
     }
 
@@ -255,11 +133,24 @@ values_of (Driver     *driver,
 }
 
 static void
+set_value (GArray *values,
+           guint   index,
+           double  value)
+{
+  double nan_value = NAN;
+
+  while (values->len <= index)
+    g_array_append_val (values, nan_value);
+  g_array_index (values, double, index) = value;
+}
+
+/* Keeps the numbers of what a child reported, as round or batch @index. */
+static void
 store (Driver     *driver,
        const char *test,
        const char *key,
        const char *client,
-       int         round,
+       guint       index,
        GHashTable *reported)
 {
   GHashTableIter iter;
@@ -271,13 +162,9 @@ store (Driver     *driver,
     {
       char *end = NULL;
       double number = g_ascii_strtod (value, &end);
-      GArray *values;
 
-      if (end == NULL || *end != '\0' || end == value)
-        continue;
-
-      values = values_of (driver, test, key, client, name);
-      g_array_index (values, double, round) = number;
+      if (end != NULL && *end == '\0' && end != value)
+        set_value (values_of (driver, test, key, client, name), index, number);
     }
 }
 
@@ -304,10 +191,11 @@ median_ratio (Driver     *driver,
 {
   GArray *values = values_of (driver, test, key, client, metric);
   GArray *references = values_of (driver, test, key, reference, metric);
-  g_autofree double *ratios = g_new (double, values->len);
+  guint n = MIN (values->len, references->len);
+  g_autofree double *ratios = g_new (double, MAX (n, 1));
   guint i;
 
-  for (i = 0; i < values->len; i++)
+  for (i = 0; i < n; i++)
     {
       double a = g_array_index (values, double, i);
       double b = g_array_index (references, double, i);
@@ -315,7 +203,7 @@ median_ratio (Driver     *driver,
       ratios[i] = b != 0 ? a / b : NAN;
     }
 
-  return bench_median (ratios, values->len);
+  return bench_median (ratios, n);
 }
 
 static void
@@ -344,86 +232,382 @@ note_session (Driver     *driver,
     g_ptr_array_add (clients, g_strdup (client));
 }
 
-/* Measuring ------------------------------------------------------------- */
+/* Children ---------------------------------------------------------------- */
+
+static GSubprocess *
+spawn_child (Driver            *driver,
+             GPtrArray         *args,
+             GSubprocessFlags   flags,
+             GError           **error)
+{
+  g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (flags);
+
+  g_ptr_array_insert (args, 0, g_strdup (driver->self_path));
+  g_ptr_array_add (args, NULL);
+  g_subprocess_launcher_unsetenv (launcher, "G_MESSAGES_DEBUG");
+
+  return g_subprocess_launcher_spawnv (launcher, (const char *const *) args->pdata,
+                                       error);
+}
+
+/* Reads key=value lines up to "end=" or the end of @output. */
+static GHashTable *
+read_report (GDataInputStream *output,
+             gboolean          until_end,
+             GError          **error)
+{
+  g_autoptr(GHashTable) values = g_hash_table_new_full (g_str_hash, g_str_equal,
+                                                        g_free, g_free);
+  char *line;
+
+  while ((line = g_data_input_stream_read_line_utf8 (output, NULL, NULL, error)) != NULL)
+    {
+      const char *equals = strchr (line, '=');
+
+      if (g_str_equal (line, "end="))
+        {
+          g_free (line);
+          return g_steal_pointer (&values);
+        }
+      if (equals != NULL)
+        g_hash_table_insert (values, g_strndup (line, equals - line),
+                             g_strdup (equals + 1));
+      g_free (line);
+    }
+
+  if (until_end && (error == NULL || *error == NULL))
+    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, "the child failed");
+
+  return until_end ? NULL : g_steal_pointer (&values);
+}
+
+/* Runs a child that measures once, and returns what it reported. */
+static GHashTable *
+run_child (Driver    *driver,
+           GPtrArray *args,
+           GError   **error)
+{
+  g_autoptr(GSubprocess) child = NULL;
+  g_autoptr(GDataInputStream) output = NULL;
+  g_autoptr(GHashTable) values = NULL;
+
+  child = spawn_child (driver, args, G_SUBPROCESS_FLAGS_STDOUT_PIPE, error);
+  if (child == NULL)
+    return NULL;
+
+  output = g_data_input_stream_new (g_subprocess_get_stdout_pipe (child));
+  values = read_report (output, FALSE, error);
+  if (values == NULL || !g_subprocess_wait_check (child, NULL, error))
+    return NULL;
+
+  return g_steal_pointer (&values);
+}
 
 static void
-measure_client (Driver      *driver,
-                const char  *test,
-                const Setup *key,
-                guint16      port,
-                const char  *client,
-                int          round)
+add_arg (GPtrArray  *args,
+         const char *name,
+         const char *format,
+         ...) G_GNUC_PRINTF (3, 4);
+
+static void
+add_arg (GPtrArray  *args,
+         const char *name,
+         const char *format,
+         ...)
 {
-  g_autoptr(GPtrArray) args = g_ptr_array_new_with_free_func (g_free);
-  g_autoptr(GHashTable) reported = NULL;
-  g_autoptr(GError) error = NULL;
-  g_autofree char *leaf =
-      g_build_filename (driver->settings->data_dir, key->leaf, NULL);
-  Settings *settings = driver->settings;
-  const char *value;
+  va_list values;
+
+  va_start (values, format);
+  g_ptr_array_add (args, g_strdup (name));
+  g_ptr_array_add (args, g_strdup_vprintf (format, values));
+  va_end (values);
+}
+
+static char *
+format_seconds (double seconds)
+{
+  char buffer[G_ASCII_DTOSTR_BUF_SIZE];
+
+  return g_strdup (g_ascii_formatd (buffer, sizeof buffer, "%.6f", seconds));
+}
+
+static GPtrArray *
+client_args (Driver      *driver,
+             const char  *test,
+             const Setup *setup,
+             guint16      port,
+             const char  *client)
+{
+  GPtrArray *args = g_ptr_array_new_with_free_func (g_free);
+  g_autofree char *leaf = g_build_filename (driver->settings->data_dir, setup->leaf,
+                                            NULL);
 
   add_arg (args, "--child", "%s", test);
   add_arg (args, "--client", "%s", client);
   add_arg (args, "--port", "%u", port);
   add_arg (args, "--leaf", "%s", leaf);
-  g_ptr_array_add (args, g_strdup ("--seconds"));
-  g_ptr_array_add (args, format_seconds (settings->seconds));
-  add_arg (args, "--bytes", "%" G_GUINT64_FORMAT,
-           (guint64) settings->bulk_mib * 1048576);
   add_arg (args, "--connections", "%d",
-           g_str_equal (test, "concurrency") ? settings->concurrent
-                                             : settings->connections);
+           g_str_equal (test, "concurrency") ? driver->settings->concurrent
+                                             : driver->settings->connections);
 
-  reported = run_child (driver, args, &error);
-  if (reported == NULL)
-    {
-      g_printerr ("  %s %s %s: %s\n", test, key->id, client, error->message);
-      driver->failures++;
-      return;
-    }
+  return args;
+}
 
-  value = g_hash_table_lookup (reported, "unavailable");
+/* What every child reports first. FALSE if the client cannot run here. */
+static gboolean
+note_first_report (Driver      *driver,
+                   const Setup *setup,
+                   const char  *client,
+                   GHashTable  *reported)
+{
+  const char *value = g_hash_table_lookup (reported, "unavailable");
+
   if (value != NULL)
     {
-      g_hash_table_replace (driver->unavailable, g_strdup (client),
-                            g_strdup (value));
-      return;
+      g_hash_table_replace (driver->unavailable, g_strdup (client), g_strdup (value));
+      return FALSE;
     }
 
   value = g_hash_table_lookup (reported, "session");
   if (value != NULL)
-    note_session (driver, key->id, client, value);
-  store (driver, test, key->id, client, round, reported);
+    note_session (driver, setup->id, client, value);
+
+  return TRUE;
 }
 
-/* One round of @test: every client once, each round starting one client
- * further along. */
 static void
-measure_round (Driver            *driver,
-               const char        *test,
-               const char *const *clients,
-               gboolean           every_key,
-               int                round)
+report_failure (Driver     *driver,
+                const char *what,
+                const char *client,
+                GError     *error)
 {
-  guint n_clients = g_strv_length ((char **) clients);
-  guint k;
+  g_printerr ("  %s, %s: %s\n", what, client, error->message);
+  driver->failures++;
+}
+
+/* Workers: children that measure on demand ------------------------------ */
+
+typedef struct
+{
+  const char *client;
+  GSubprocess *process;
+  GDataInputStream *output;
+} Worker;
+
+static void
+worker_free (Worker *worker)
+{
+  if (worker->process != NULL)
+    {
+      g_output_stream_close (g_subprocess_get_stdin_pipe (worker->process), NULL, NULL);
+      g_subprocess_wait (worker->process, NULL, NULL);
+    }
+  g_clear_object (&worker->output);
+  g_clear_object (&worker->process);
+  g_free (worker);
+}
+
+/* Starts a worker for @client; NULL if it failed or cannot run here. */
+static Worker *
+worker_start (Driver      *driver,
+              const Setup *setup,
+              guint16      port,
+              const char  *client)
+{
+  g_autoptr(GPtrArray) args = client_args (driver, "worker", setup, port, client);
+  g_autoptr(GHashTable) reported = NULL;
+  g_autoptr(GError) error = NULL;
+  Worker *worker = g_new0 (Worker, 1);
+
+  worker->client = client;
+  worker->process = spawn_child (driver, args,
+                                 G_SUBPROCESS_FLAGS_STDIN_PIPE
+                                   | G_SUBPROCESS_FLAGS_STDOUT_PIPE,
+                                 &error);
+  if (worker->process != NULL)
+    {
+      worker->output =
+        g_data_input_stream_new (g_subprocess_get_stdout_pipe (worker->process));
+      reported = read_report (worker->output, TRUE, &error);
+    }
+
+  if (reported == NULL)
+    report_failure (driver, "starting", client, error);
+  if (reported == NULL || !note_first_report (driver, setup, client, reported))
+    {
+      worker_free (worker);
+      return NULL;
+    }
+
+  return worker;
+}
+
+static GHashTable *
+worker_ask (Worker     *worker,
+            const char *command,
+            GError    **error)
+{
+  g_autofree char *line = g_strconcat (command, "\n", NULL);
+  GOutputStream *input = g_subprocess_get_stdin_pipe (worker->process);
+
+  if (!g_output_stream_write_all (input, line, strlen (line), NULL, NULL, error)
+      || !g_output_stream_flush (input, NULL, error))
+    return NULL;
+
+  return read_report (worker->output, TRUE, error);
+}
+
+static GPtrArray *
+start_workers (Driver            *driver,
+               guint              setup_index,
+               const char *const *clients)
+{
+  const Setup *setup = &setups[setup_index];
+  GPtrArray *workers = g_ptr_array_new_with_free_func ((GDestroyNotify) worker_free);
   guint i;
 
-  for (k = 0; k < (every_key ? G_N_ELEMENTS (setups) : 1); k++)
+  for (i = 0; clients[i] != NULL; i++)
     {
-      for (i = 0; i < n_clients; i++)
-        {
-          const char *client = clients[(i + round) % n_clients];
+      Worker *worker;
 
-          if (setups[k].glib || !bench_client_find (client)->glib_networking)
-            measure_client (driver, test, &setups[k], driver->ports[k], client,
-                            round);
+      if (!setup->glib && bench_client_find (clients[i])->glib_networking)
+        continue;
+
+      worker = worker_start (driver, setup, driver->ports[setup_index], clients[i]);
+      if (worker != NULL)
+        g_ptr_array_add (workers, worker);
+    }
+
+  return workers;
+}
+
+/* Asks every worker for @command once, each batch starting one worker
+ * further along; keeps the results as @index of @test, unless @test is
+ * NULL (a warm-up). A worker that fails is stopped. */
+static void
+run_batch (Driver      *driver,
+           const char  *test,
+           const Setup *setup,
+           GPtrArray   *workers,
+           const char  *command,
+           guint        index)
+{
+  guint n = workers->len;
+  guint i;
+
+  for (i = 0; i < n; i++)
+    {
+      Worker *worker = workers->pdata[(i + index) % n];
+      g_autoptr(GHashTable) reported = NULL;
+      g_autoptr(GError) error = NULL;
+
+      if (worker->process == NULL)
+        continue;
+
+      reported = worker_ask (worker, command, &error);
+      if (reported == NULL)
+        {
+          report_failure (driver, command, worker->client, error);
+          g_subprocess_force_exit (worker->process);
+          g_clear_object (&worker->process);
+          continue;
         }
+
+      if (test != NULL)
+        store (driver, test, setup->id, worker->client, index, reported);
+    }
+}
+
+/* Measuring ------------------------------------------------------------- */
+
+static gboolean
+wanted (Driver     *driver,
+        const char *test)
+{
+  g_auto(GStrv) only = NULL;
+
+  if (driver->settings->only == NULL)
+    return TRUE;
+
+  only = g_strsplit (driver->settings->only, ",", -1);
+  return g_strv_contains ((const char *const *) only, test);
+}
+
+/* Many short batches, so that every client meets the same load. */
+static void
+measure_handshakes (Driver *driver)
+{
+  Settings *settings = driver->settings;
+  g_autofree char *seconds = format_seconds (settings->seconds);
+  g_autofree char *command = g_strconcat ("handshakes ", seconds, NULL);
+  guint k;
+  int b;
+
+  for (k = 0; k < G_N_ELEMENTS (setups); k++)
+    {
+      g_autoptr(GPtrArray) workers = start_workers (driver, k, handshake_clients);
+
+      g_printerr ("Handshakes, %s: %d batches\n", setups[k].label, settings->batches);
+      run_batch (driver, NULL, &setups[k], workers, command, 0);
+      for (b = 0; b < settings->batches; b++)
+        run_batch (driver, "handshake", &setups[k], workers, command, b);
     }
 }
 
 static void
-measure_verdict (Driver *driver, int round)
+measure_bulk (Driver *driver)
+{
+  Settings *settings = driver->settings;
+  guint64 bytes = (guint64) settings->bulk_mib * 1048576;
+  guint64 warm_up = MIN (bytes, 4 * 1048576);
+  g_autoptr(GPtrArray) workers = start_workers (driver, 0, bulk_clients);
+  g_autofree char *download = g_strdup_printf ("download %" G_GUINT64_FORMAT, bytes);
+  g_autofree char *upload = g_strdup_printf ("upload %" G_GUINT64_FORMAT, bytes);
+  g_autofree char *download_warm_up =
+    g_strdup_printf ("download %" G_GUINT64_FORMAT, warm_up);
+  g_autofree char *upload_warm_up =
+    g_strdup_printf ("upload %" G_GUINT64_FORMAT, warm_up);
+  int r;
+
+  run_batch (driver, NULL, &setups[0], workers, download_warm_up, 0);
+  run_batch (driver, NULL, &setups[0], workers, upload_warm_up, 0);
+  for (r = 0; r < settings->rounds; r++)
+    {
+      g_printerr ("Bulk transfers, round %d of %d\n", r + 1, settings->rounds);
+      run_batch (driver, "download", &setups[0], workers, download, r);
+      run_batch (driver, "upload", &setups[0], workers, upload, r);
+    }
+}
+
+/* Memory and concurrency need a fresh process for every measurement. */
+static void
+measure_once (Driver            *driver,
+              const char        *test,
+              const char *const *clients,
+              int                round)
+{
+  guint n = g_strv_length ((char **) clients);
+  guint i;
+
+  for (i = 0; i < n; i++)
+    {
+      const char *client = clients[(i + round) % n];
+      g_autoptr(GPtrArray) args = client_args (driver, test, &setups[0],
+                                               driver->ports[0], client);
+      g_autoptr(GHashTable) reported = NULL;
+      g_autoptr(GError) error = NULL;
+
+      reported = run_child (driver, args, &error);
+      if (reported == NULL)
+        report_failure (driver, test, client, error);
+      else if (note_first_report (driver, &setups[0], client, reported))
+        store (driver, test, setups[0].id, client, round, reported);
+    }
+}
+
+static void
+measure_verdict (Driver *driver,
+                 int     round)
 {
   g_autoptr(GPtrArray) args = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(GHashTable) reported = NULL;
@@ -436,25 +620,9 @@ measure_verdict (Driver *driver, int round)
 
   reported = run_child (driver, args, &error);
   if (reported == NULL)
-    {
-      g_printerr ("  verdict: %s\n", error->message);
-      driver->failures++;
-      return;
-    }
-
-  store (driver, "verdict", "-", "-", round, reported);
-}
-
-static gboolean
-wanted (Driver *driver, const char *test)
-{
-  g_auto(GStrv) only = NULL;
-
-  if (driver->settings->only == NULL)
-    return TRUE;
-
-  only = g_strsplit (driver->settings->only, ",", -1);
-  return g_strv_contains ((const char *const *) only, test);
+    report_failure (driver, "verdict", "-", error);
+  else
+    store (driver, "verdict", "-", "-", round, reported);
 }
 
 static void
@@ -463,18 +631,11 @@ measure_all (Driver *driver)
   int rounds = driver->settings->rounds;
   int round;
 
-  for (round = 0; round < rounds && wanted (driver, "handshake"); round++)
-    {
-      g_printerr ("Handshakes, round %d of %d\n", round + 1, rounds);
-      measure_round (driver, "handshake", handshake_clients, TRUE, round);
-    }
+  if (wanted (driver, "handshake"))
+    measure_handshakes (driver);
 
-  for (round = 0; round < rounds && wanted (driver, "bulk"); round++)
-    {
-      g_printerr ("Bulk transfers, round %d of %d\n", round + 1, rounds);
-      measure_round (driver, "download", bulk_clients, FALSE, round);
-      measure_round (driver, "upload", bulk_clients, FALSE, round);
-    }
+  if (wanted (driver, "bulk"))
+    measure_bulk (driver);
 
   for (round = 0; round < rounds && wanted (driver, "verdict"); round++)
     {
@@ -485,13 +646,13 @@ measure_all (Driver *driver)
   for (round = 0; round < rounds && wanted (driver, "memory"); round++)
     {
       g_printerr ("Memory, round %d of %d\n", round + 1, rounds);
-      measure_round (driver, "memory", memory_clients, FALSE, round);
+      measure_once (driver, "memory", memory_clients, round);
     }
 
   for (round = 0; round < rounds && wanted (driver, "concurrency"); round++)
     {
       g_printerr ("Concurrent handshakes, round %d of %d\n", round + 1, rounds);
-      measure_round (driver, "concurrency", concurrency_clients, FALSE, round);
+      measure_once (driver, "concurrency", concurrency_clients, round);
     }
 }
 
@@ -629,10 +790,11 @@ print_machine (Driver *driver)
           PIN_TLS_VERSION_S, BENCH_BUILD_TYPE, gnutls_check_version (NULL),
           glib_major_version, glib_minor_version, glib_micro_version,
           glib_networking);
-  printf (
-      "Run: %s, %d round%s; each figure is the median of the rounds, each ratio the "
-      "median of the ratios within a round.\n\n",
-      date, driver->settings->rounds, driver->settings->rounds == 1 ? "" : "s");
+  printf ("Run: %s; %d batches of %.2f s of handshakes per client and "
+          "certificate, %d rounds of everything else. Each figure is the median of "
+          "the batches or rounds, each ratio the median of the ratios within one.\n\n",
+          date, driver->settings->batches, driver->settings->seconds,
+          driver->settings->rounds);
 }
 
 static void
@@ -1057,6 +1219,8 @@ apply_defaults (Settings *settings)
 
   if (settings->rounds <= 0)
     settings->rounds = quick ? 1 : DEFAULT_ROUNDS;
+  if (settings->batches <= 0)
+    settings->batches = quick ? 1 : DEFAULT_BATCHES;
   if (settings->seconds < 0)
     settings->seconds = quick ? 0 : DEFAULT_SECONDS;
   if (settings->bulk_mib <= 0)
@@ -1071,50 +1235,68 @@ apply_defaults (Settings *settings)
     settings->data_dir = g_strdup (BENCH_DATA_DIR);
 }
 
-int
-main (int argc, char *argv[])
+static gboolean
+parse_options (int                *argc,
+               char             ***argv,
+               Settings           *settings,
+               BenchChildOptions  *child,
+               GError            **error)
 {
-  Settings settings = { FALSE, 0, -1, 0, 0, 0, -1, NULL, NULL };
-  BenchChildOptions child = { NULL };
   int port = 0;
-  gint64 bytes = 0;
-  GOptionEntry      entries[] = {
-         { "quick", 0, 0, G_OPTION_ARG_NONE, &settings.quick,
-           "One short round of everything, to check that it all runs", NULL },
-         { "rounds", 0, 0, G_OPTION_ARG_INT, &settings.rounds,
-           "Rounds of every measurement (5)", "N" },
-         { "seconds", 0, 0, G_OPTION_ARG_DOUBLE, &settings.seconds,
-           "How long to measure handshakes, per client and round (1)", "S" },
-         { "bulk-mib", 0, 0, G_OPTION_ARG_INT, &settings.bulk_mib,
-           "Mebibytes per bulk transfer (256)", "N" },
-         { "connections", 0, 0, G_OPTION_ARG_INT, &settings.connections,
-           "Idle connections open for the memory measurement (1000)", "N" },
-         { "concurrent", 0, 0, G_OPTION_ARG_INT, &settings.concurrent,
-           "Concurrent handshakes (500)", "N" },
-         { "verdict-seconds", 0, 0, G_OPTION_ARG_DOUBLE, &settings.verdict_seconds,
-           "How long to measure each verdict case (0.1)", "S" },
-         { "only", 0, 0, G_OPTION_ARG_STRING, &settings.only,
-           "Only these, comma-separated: handshake, bulk, verdict, memory, concurrency",
-           "LIST" },
-         { "data-dir", 0, 0, G_OPTION_ARG_FILENAME, &settings.data_dir,
-           "The certificates (data/certs of the source tree)", "DIR" },
-         { "child", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &child.test, NULL,
-           NULL },
-         { "client", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &child.client_id, NULL,
-           NULL },
-         { "port", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, &port, NULL, NULL },
-         { "leaf", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, &child.leaf_path, NULL,
-           NULL },
-         { "bytes", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT64, &bytes, NULL, NULL },
-         { NULL },
+  GOptionEntry entries[] = {
+    { "quick", 0, 0, G_OPTION_ARG_NONE, &settings->quick,
+      "One short round of everything, to check that it all runs", NULL },
+    { "rounds", 0, 0, G_OPTION_ARG_INT, &settings->rounds,
+      "Rounds of the bulk, verdict, memory and concurrency measurements (5)", "N" },
+    { "batches", 0, 0, G_OPTION_ARG_INT, &settings->batches,
+      "Batches of handshakes per client and certificate (30)", "N" },
+    { "seconds", 0, 0, G_OPTION_ARG_DOUBLE, &settings->seconds,
+      "Length of a batch of handshakes (0.1)", "S" },
+    { "bulk-mib", 0, 0, G_OPTION_ARG_INT, &settings->bulk_mib,
+      "Mebibytes per bulk transfer (256)", "N" },
+    { "connections", 0, 0, G_OPTION_ARG_INT, &settings->connections,
+      "Idle connections open for the memory measurement (1000)", "N" },
+    { "concurrent", 0, 0, G_OPTION_ARG_INT, &settings->concurrent,
+      "Concurrent handshakes (500)", "N" },
+    { "verdict-seconds", 0, 0, G_OPTION_ARG_DOUBLE, &settings->verdict_seconds,
+      "How long to measure each verdict case (0.1)", "S" },
+    { "only", 0, 0, G_OPTION_ARG_STRING, &settings->only,
+      "Only these, comma-separated: handshake, bulk, verdict, memory, concurrency",
+      "LIST" },
+    { "data-dir", 0, 0, G_OPTION_ARG_FILENAME, &settings->data_dir,
+      "The certificates (data/certs of the source tree)", "DIR" },
+    /* What the driver tells its children. */
+    { "child", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &child->test, NULL, NULL },
+    { "client", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &child->client_id, NULL,
+      NULL },
+    { "port", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, &port, NULL, NULL },
+    { "leaf", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, &child->leaf_path, NULL,
+      NULL },
+    { NULL },
   };
-  g_autoptr(GOptionContext) context = NULL;
+  g_autoptr(GOptionContext) context =
+    g_option_context_new ("- pinned TLS connections against glib-networking and GnuTLS");
+
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, argc, argv, error))
+    return FALSE;
+
+  child->port = port;
+  child->seconds = MAX (settings->seconds, 0);
+  child->connections = MAX (settings->connections, 1);
+
+  return TRUE;
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  Settings settings = { FALSE, 0, 0, -1, 0, 0, 0, -1, NULL, NULL };
+  BenchChildOptions child = { NULL };
   g_autoptr(GError) error = NULL;
 
-  context = g_option_context_new (
-      "- pinned TLS connections against glib-networking and GnuTLS");
-  g_option_context_add_main_entries (context, entries, NULL);
-  if (!g_option_context_parse (context, &argc, &argv, &error))
+  if (!parse_options (&argc, &argv, &settings, &child, &error))
     {
       g_printerr ("%s\n", error->message);
       return 2;
@@ -1122,13 +1304,7 @@ main (int argc, char *argv[])
 
   bench_raise_file_limit ();
   if (child.test != NULL)
-    {
-      child.port = port;
-      child.seconds = MAX (settings.seconds, 0);
-      child.bytes = bytes;
-      child.connections = MAX (settings.connections, 1);
-      return bench_child_run (&child);
-    }
+    return bench_child_run (&child);
 
   apply_defaults (&settings);
   return run_driver (&settings);

@@ -96,8 +96,7 @@ typedef struct
   const char *client_id;
   guint16 port;
   const char *leaf_path;
-  double seconds; /* how long to measure handshakes, or each verdict */
-  guint64 bytes;   /* bulk transfers */
+  double seconds; /* how long to measure each verdict case */
   guint connections;
 } BenchChildOptions;
 
