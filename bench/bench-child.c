@@ -12,6 +12,7 @@
  *   handshakes SECONDS  connections opened and closed for that long
  *   download BYTES      a transfer from the server, on one connection
  *   upload BYTES        the same towards it
+ *   instructions N      N handshakes, counted by callgrind
  * so that the driver can interleave the clients in short batches. The
  * memory and concurrency children measure once and exit. */
 
@@ -19,6 +20,10 @@
 
 #include <stdio.h>
 #include <unistd.h>
+
+#ifdef HAVE_VALGRIND_CALLGRIND_H
+#include <valgrind/callgrind.h>
+#endif
 
 #define READ_BUFFER_SIZE 65536
 #define WRITE_CHUNK_SIZE 65536
@@ -130,6 +135,7 @@ typedef struct
   GMainLoop *loop;
   double start;
   double seconds;
+  guint min_count;
   guint count;
   GError *error;
 } HandshakeLoop;
@@ -137,7 +143,7 @@ typedef struct
 static gboolean
 handshake_loop_done (HandshakeLoop *loop)
 {
-  return loop->count >= MIN_HANDSHAKES
+  return loop->count >= loop->min_count
          && bench_now () - loop->start >= loop->seconds;
 }
 
@@ -164,11 +170,16 @@ handshake_loop_opened_cb (BenchConnection *connection, GError *error, gpointer d
                                  handshake_loop_opened_cb, loop);
 }
 
-/* Opens and closes connections for at least @seconds; returns how many. */
+/* Opens and closes connections for at least @seconds and at least
+ * @min_count times; returns how many. */
 static gboolean
-run_handshakes (Child *child, double seconds, guint *count, GError **error)
+run_handshakes (Child   *child,
+                double   seconds,
+                guint    min_count,
+                guint   *count,
+                GError **error)
 {
-  HandshakeLoop loop = { child, NULL, bench_now (), seconds, 0, NULL };
+  HandshakeLoop loop = { child, NULL, bench_now (), seconds, min_count, 0, NULL };
 
   if (is_async (child))
     {
@@ -207,13 +218,51 @@ measure_handshakes (Child   *child,
   double cpu = bench_cpu_seconds ();
   guint count;
 
-  if (!run_handshakes (child, seconds, &count, error))
+  if (!run_handshakes (child, seconds, MIN_HANDSHAKES, &count, error))
     return FALSE;
 
   bench_report ("rate", "%.2f", count / (bench_now () - start));
   bench_report ("cpu_us", "%.1f", (bench_cpu_seconds () - cpu) * 1e6 / count);
 
   return TRUE;
+}
+
+/* Instructions per handshake, for a child that runs under callgrind with
+ * --instr-atstart=no: only the handshakes are counted, in every thread,
+ * and the counts are dumped for the driver to read. */
+static gboolean
+count_instructions (Child   *child,
+                    guint    n_handshakes,
+                    GError **error)
+{
+#ifdef HAVE_VALGRIND_CALLGRIND_H
+  guint count;
+  gboolean done;
+
+  if (!RUNNING_ON_VALGRIND)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                           "Counting instructions needs callgrind");
+      return FALSE;
+    }
+
+  if (!run_handshakes (child, 0, MIN_HANDSHAKES, &count, error))
+    return FALSE;
+
+  CALLGRIND_ZERO_STATS;
+  CALLGRIND_START_INSTRUMENTATION;
+  done = run_handshakes (child, 0, n_handshakes, &count, error);
+  CALLGRIND_STOP_INSTRUMENTATION;
+  CALLGRIND_DUMP_STATS;
+
+  if (done)
+    bench_report ("handshakes", "%u", count);
+  return done;
+#else
+  g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                       "Built without valgrind/callgrind.h");
+  return FALSE;
+#endif
 }
 
 /* Bulk transfers ----------------------------------------------------------- */
@@ -419,7 +468,7 @@ measure_memory (Child *child, GError **error)
   gsize before;
   guint count;
 
-  if (!run_handshakes (child, 0, &count, error))
+  if (!run_handshakes (child, 0, MIN_HANDSHAKES, &count, error))
     return FALSE;
 
   before = bench_rss_kib ();
@@ -521,9 +570,14 @@ run_command (Child      *child,
 {
   g_auto(GStrv) words = g_strsplit (g_strstrip ((char *) command), " ", 2);
   guint64 bytes = 0;
+  guint64 count = 0;
 
   if (g_strv_length (words) == 2 && g_str_equal (words[0], "handshakes"))
     return measure_handshakes (child, g_ascii_strtod (words[1], NULL), error);
+
+  if (g_strv_length (words) == 2 && g_str_equal (words[0], "instructions")
+      && g_ascii_string_to_unsigned (words[1], 10, 1, G_MAXUINT, &count, error))
+    return count_instructions (child, count, error);
 
   if (g_strv_length (words) == 2
       && (g_str_equal (words[0], "download") || g_str_equal (words[0], "upload"))

@@ -15,6 +15,7 @@
 
 #include "bench.h"
 
+#include <glib/gstdio.h>
 #include <math.h>
 #include <stdio.h>
 #include <sys/utsname.h>
@@ -26,6 +27,9 @@
 #define DEFAULT_CONNECTIONS 1000
 #define DEFAULT_CONCURRENT 500
 #define DEFAULT_VERDICT_SECONDS 0.1
+
+/* Handshakes per client whose instructions --instructions counts. */
+#define COUNTED_HANDSHAKES 10
 
 /* What the server presents; every client pins its leaf. */
 typedef struct
@@ -94,6 +98,7 @@ typedef struct
   int connections;
   int concurrent;
   double verdict_seconds;
+  gboolean instructions;
   char *only;
   char *data_dir;
 } Settings;
@@ -108,6 +113,7 @@ typedef struct
   GHashTable *unavailable; /* client id: why */
   guint failures;
   char *load_before;
+  char *callgrind_dir;     /* for --instructions */
 } Driver;
 
 /* Results --------------------------------------------------------------- */
@@ -234,15 +240,21 @@ note_session (Driver     *driver,
 
 /* Children ---------------------------------------------------------------- */
 
+/* Runs this program with @args, under @wrapper (such as valgrind) if it is
+ * not NULL. */
 static GSubprocess *
 spawn_child (Driver            *driver,
              GPtrArray         *args,
+             const char *const *wrapper,
              GSubprocessFlags   flags,
              GError           **error)
 {
   g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (flags);
+  guint n = wrapper != NULL ? g_strv_length ((char **) wrapper) : 0;
 
   g_ptr_array_insert (args, 0, g_strdup (driver->self_path));
+  while (n > 0)
+    g_ptr_array_insert (args, 0, g_strdup (wrapper[--n]));
   g_ptr_array_add (args, NULL);
   g_subprocess_launcher_unsetenv (launcher, "G_MESSAGES_DEBUG");
 
@@ -291,7 +303,7 @@ run_child (Driver    *driver,
   g_autoptr(GDataInputStream) output = NULL;
   g_autoptr(GHashTable) values = NULL;
 
-  child = spawn_child (driver, args, G_SUBPROCESS_FLAGS_STDOUT_PIPE, error);
+  child = spawn_child (driver, args, NULL, G_SUBPROCESS_FLAGS_STDOUT_PIPE, error);
   if (child == NULL)
     return NULL;
 
@@ -407,12 +419,14 @@ worker_free (Worker *worker)
   g_free (worker);
 }
 
-/* Starts a worker for @client; NULL if it failed or cannot run here. */
+/* Starts a worker for @client, under @wrapper if it is not NULL; NULL if
+ * it failed or cannot run here. */
 static Worker *
-worker_start (Driver      *driver,
-              const Setup *setup,
-              guint16      port,
-              const char  *client)
+worker_start (Driver            *driver,
+              const Setup       *setup,
+              guint16            port,
+              const char        *client,
+              const char *const *wrapper)
 {
   g_autoptr(GPtrArray) args = client_args (driver, "worker", setup, port, client);
   g_autoptr(GHashTable) reported = NULL;
@@ -420,7 +434,7 @@ worker_start (Driver      *driver,
   Worker *worker = g_new0 (Worker, 1);
 
   worker->client = client;
-  worker->process = spawn_child (driver, args,
+  worker->process = spawn_child (driver, args, wrapper,
                                  G_SUBPROCESS_FLAGS_STDIN_PIPE
                                    | G_SUBPROCESS_FLAGS_STDOUT_PIPE,
                                  &error);
@@ -473,7 +487,8 @@ start_workers (Driver            *driver,
       if (!setup->glib && bench_client_find (clients[i])->glib_networking)
         continue;
 
-      worker = worker_start (driver, setup, driver->ports[setup_index], clients[i]);
+      worker = worker_start (driver, setup, driver->ports[setup_index], clients[i],
+                             NULL);
       if (worker != NULL)
         g_ptr_array_add (workers, worker);
     }
@@ -533,6 +548,72 @@ wanted (Driver     *driver,
   return g_strv_contains ((const char *const *) only, test);
 }
 
+/* The instructions of the last dump of callgrind in the process @pid. */
+static double
+read_callgrind_totals (Driver     *driver,
+                       const char *pid)
+{
+  g_autofree char *base = g_strdup_printf ("cg.%s", pid);
+  g_autofree char *last = g_strdup_printf ("cg.%s.1", pid);
+  g_autofree char *path = g_build_filename (driver->callgrind_dir, last, NULL);
+  g_autofree char *final = g_build_filename (driver->callgrind_dir, base, NULL);
+  g_autofree char *contents = NULL;
+  const char *totals;
+  double value = NAN;
+
+  if (g_file_get_contents (path, &contents, NULL, NULL)
+      && (totals = strstr (contents, "\ntotals:")) != NULL)
+    value = g_ascii_strtod (totals + strlen ("\ntotals:"), NULL);
+
+  g_unlink (path);
+  g_unlink (final);
+
+  return value;
+}
+
+/* Instructions per handshake: load on the machine does not change them,
+ * although they leave out the kernel, the caches and waiting. */
+static void
+count_instructions (Driver *driver,
+                    guint   setup_index)
+{
+  const Setup *setup = &setups[setup_index];
+  g_autofree char *valgrind = g_find_program_in_path ("valgrind");
+  g_autofree char *pattern = g_build_filename (driver->callgrind_dir, "cg.%p", NULL);
+  g_autofree char *out_file = g_strconcat ("--callgrind-out-file=", pattern, NULL);
+  const char *wrapper[] = {
+    valgrind, "-q", "--tool=callgrind", "--instr-atstart=no", out_file, NULL,
+  };
+  guint i;
+
+  for (i = 0; valgrind != NULL && handshake_clients[i] != NULL; i++)
+    {
+      const char *client = handshake_clients[i];
+      g_autoptr(GHashTable) reported = NULL;
+      g_autoptr(GError) error = NULL;
+      const char *pid;
+      Worker *worker;
+
+      if (!setup->glib && bench_client_find (client)->glib_networking)
+        continue;
+
+      worker = worker_start (driver, setup, driver->ports[setup_index], client,
+                             wrapper);
+      if (worker == NULL)
+        continue;
+
+      pid = g_subprocess_get_identifier (worker->process);
+      reported = worker_ask (worker, "instructions " G_STRINGIFY (COUNTED_HANDSHAKES),
+                             &error);
+      if (reported == NULL)
+        report_failure (driver, "instructions", client, error);
+      else
+        set_value (values_of (driver, "handshake", setup->id, client, "instructions"),
+                   0, read_callgrind_totals (driver, pid) / COUNTED_HANDSHAKES / 1e6);
+      worker_free (worker);
+    }
+}
+
 /* Many short batches, so that every client meets the same load. */
 static void
 measure_handshakes (Driver *driver)
@@ -551,6 +632,13 @@ measure_handshakes (Driver *driver)
       run_batch (driver, NULL, &setups[k], workers, command, 0);
       for (b = 0; b < settings->batches; b++)
         run_batch (driver, "handshake", &setups[k], workers, command, b);
+      g_clear_pointer (&workers, g_ptr_array_unref);
+
+      if (settings->instructions)
+        {
+          g_printerr ("Instructions per handshake, %s\n", setups[k].label);
+          count_instructions (driver, k);
+        }
     }
 }
 
@@ -936,16 +1024,23 @@ print_handshakes (Driver *driver)
       const Column columns[] = {
         { "handshake", setups[k].id, "rate", "handshakes/s", 0, TRUE },
         { "handshake", setups[k].id, "cpu_us", "CPU µs each", 0, FALSE },
+        { "handshake", setups[k].id, "instructions", "M instr. each", 2, TRUE },
       };
+      guint n_columns = G_N_ELEMENTS (columns);
 
-      print_client_table (driver, title, handshake_clients, columns,
-                          G_N_ELEMENTS (columns));
+      if (!driver->settings->instructions)
+        n_columns--;
+      print_client_table (driver, title, handshake_clients, columns, n_columns);
     }
-  printf (
-      "CPU µs each: the client process's CPU time per handshake, all its threads. "
-      "glib-networking cannot pin a leaf that comes with its issuer: GnuTLS trusts "
-      "an "
-      "end-entity certificate of a trust list only when it arrives alone.\n\n");
+  printf ("CPU µs each: the client process's CPU time per handshake, all its "
+          "threads.%s glib-networking cannot pin a leaf that comes with its issuer: "
+          "GnuTLS trusts an end-entity certificate of a trust list only when it "
+          "arrives alone.\n\n",
+          driver->settings->instructions
+            ? " M instr. each: millions of instructions the client executes per "
+              "handshake, all threads, counted by callgrind over "
+              G_STRINGIFY (COUNTED_HANDSHAKES) " handshakes; the kernel is left out."
+            : "");
 }
 
 static void
@@ -1102,6 +1197,21 @@ print_targets (Driver *driver, double verdict_flatness)
                         TRUE, 0.95);
         }
     }
+  for (i = 0; i < G_N_ELEMENTS (pintls) && driver->settings->instructions; i++)
+    {
+      for (k = 0; k < G_N_ELEMENTS (setups) && wanted (driver, "handshake"); k++)
+        {
+          g_autofree char *what =
+            g_strdup_printf ("%s instructions per handshake, %s, × GnuTLS", pintls[i],
+                             setups[k].label);
+
+          /* The handshake rate target, 0.95, as a cost: 1 / 0.95. */
+          print_target (what,
+                        median_ratio (driver, "handshake", setups[k].id, pintls[i],
+                                      "gnutls", "instructions"),
+                        FALSE, 1.05);
+        }
+    }
   for (i = 0; i < G_N_ELEMENTS (pintls) && wanted (driver, "bulk"); i++)
     {
       g_autofree char *down = g_strdup_printf ("%s download × GnuTLS", pintls[i]);
@@ -1187,6 +1297,19 @@ run_driver (Settings *settings)
       g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   driver.load_before = load_average ();
 
+  if (settings->instructions)
+    {
+      g_autofree char *valgrind = g_find_program_in_path ("valgrind");
+
+      driver.callgrind_dir = g_dir_make_tmp ("pintls-bench-XXXXXX", &error);
+      if (valgrind == NULL || driver.callgrind_dir == NULL)
+        {
+          g_printerr ("--instructions needs valgrind and a temporary directory%s%s\n",
+                      error ? ": " : "", error ? error->message : "");
+          return 1;
+        }
+    }
+
   server = start_server (&driver, &error);
   if (server == NULL)
     {
@@ -1198,6 +1321,9 @@ run_driver (Settings *settings)
   stop_server (server);
   print_results (&driver);
 
+  if (driver.callgrind_dir != NULL)
+    g_rmdir (driver.callgrind_dir);
+
   if (driver.failures > 0)
     g_printerr ("%u measurements failed\n", driver.failures);
 
@@ -1206,6 +1332,7 @@ run_driver (Settings *settings)
   g_hash_table_unref (driver.unavailable);
   g_free (driver.load_before);
   g_free (driver.self_path);
+  g_free (driver.callgrind_dir);
 
   return driver.failures > 0 ? 1 : 0;
 }
@@ -1260,6 +1387,8 @@ parse_options (int                *argc,
       "Concurrent handshakes (500)", "N" },
     { "verdict-seconds", 0, 0, G_OPTION_ARG_DOUBLE, &settings->verdict_seconds,
       "How long to measure each verdict case (0.1)", "S" },
+    { "instructions", 0, 0, G_OPTION_ARG_NONE, &settings->instructions,
+      "Also count instructions per handshake, with valgrind's callgrind (slow)", NULL },
     { "only", 0, 0, G_OPTION_ARG_STRING, &settings->only,
       "Only these, comma-separated: handshake, bulk, verdict, memory, concurrency",
       "LIST" },
@@ -1292,7 +1421,7 @@ int
 main (int   argc,
       char *argv[])
 {
-  Settings settings = { FALSE, 0, 0, -1, 0, 0, 0, -1, NULL, NULL };
+  Settings settings = { FALSE, 0, 0, -1, 0, 0, 0, -1, FALSE, NULL, NULL };
   BenchChildOptions child = { NULL };
   g_autoptr(GError) error = NULL;
 
