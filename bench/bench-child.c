@@ -12,7 +12,8 @@
  *   handshakes SECONDS  connections opened and closed for that long
  *   download BYTES      a transfer from the server, on one connection
  *   upload BYTES        the same towards it
- *   instructions N      N handshakes, counted by callgrind
+ *   connections N       exactly N connections opened and closed
+ *   count COMMAND       COMMAND, its instructions counted by callgrind
  * so that the driver can interleave the clients in short batches. The
  * memory and concurrency children measure once and exit. */
 
@@ -227,42 +228,19 @@ measure_handshakes (Child   *child,
   return TRUE;
 }
 
-/* Instructions per handshake, for a child that runs under callgrind with
- * --instr-atstart=no: only the handshakes are counted, in every thread,
- * and the counts are dumped for the driver to read. */
+/* Exactly @count handshakes. */
 static gboolean
-count_instructions (Child   *child,
-                    guint    n_handshakes,
-                    GError **error)
+measure_connections (Child   *child,
+                     guint    count,
+                     GError **error)
 {
-#ifdef HAVE_VALGRIND_CALLGRIND_H
-  guint count;
-  gboolean done;
+  guint done;
 
-  if (!RUNNING_ON_VALGRIND)
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                           "Counting instructions needs callgrind");
-      return FALSE;
-    }
-
-  if (!run_handshakes (child, 0, MIN_HANDSHAKES, &count, error))
+  if (!run_handshakes (child, 0, count, &done, error))
     return FALSE;
 
-  CALLGRIND_ZERO_STATS;
-  CALLGRIND_START_INSTRUMENTATION;
-  done = run_handshakes (child, 0, n_handshakes, &count, error);
-  CALLGRIND_STOP_INSTRUMENTATION;
-  CALLGRIND_DUMP_STATS;
-
-  if (done)
-    bench_report ("handshakes", "%u", count);
-  return done;
-#else
-  g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                       "Built without valgrind/callgrind.h");
-  return FALSE;
-#endif
+  bench_report ("handshakes", "%u", done);
+  return TRUE;
 }
 
 /* Bulk transfers ----------------------------------------------------------- */
@@ -563,6 +541,42 @@ measure_concurrency (Child *child, GError **error)
 
 /* Running --------------------------------------------------------------- */
 
+static gboolean run_command (Child      *child,
+                             const char *command,
+                             GError    **error);
+
+/* Runs @command with callgrind counting, for a child that runs under
+ * callgrind with --instr-atstart=no: only the command's instructions are
+ * counted, in every thread, and dumped for the driver to read. */
+static gboolean
+count_instructions (Child      *child,
+                    const char *command,
+                    GError    **error)
+{
+#ifdef HAVE_VALGRIND_CALLGRIND_H
+  gboolean done;
+
+  if (!RUNNING_ON_VALGRIND)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                           "Counting instructions needs callgrind");
+      return FALSE;
+    }
+
+  CALLGRIND_ZERO_STATS;
+  CALLGRIND_START_INSTRUMENTATION;
+  done = run_command (child, command, error);
+  CALLGRIND_STOP_INSTRUMENTATION;
+  CALLGRIND_DUMP_STATS;
+
+  return done;
+#else
+  g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                       "Built without valgrind/callgrind.h");
+  return FALSE;
+#endif
+}
+
 static gboolean
 run_command (Child      *child,
              const char *command,
@@ -575,9 +589,12 @@ run_command (Child      *child,
   if (g_strv_length (words) == 2 && g_str_equal (words[0], "handshakes"))
     return measure_handshakes (child, g_ascii_strtod (words[1], NULL), error);
 
-  if (g_strv_length (words) == 2 && g_str_equal (words[0], "instructions")
+  if (g_strv_length (words) == 2 && g_str_equal (words[0], "count"))
+    return count_instructions (child, words[1], error);
+
+  if (g_strv_length (words) == 2 && g_str_equal (words[0], "connections")
       && g_ascii_string_to_unsigned (words[1], 10, 1, G_MAXUINT, &count, error))
-    return count_instructions (child, count, error);
+    return measure_connections (child, count, error);
 
   if (g_strv_length (words) == 2
       && (g_str_equal (words[0], "download") || g_str_equal (words[0], "upload"))

@@ -28,8 +28,10 @@
 #define DEFAULT_CONCURRENT 500
 #define DEFAULT_VERDICT_SECONDS 0.1
 
-/* Handshakes per client whose instructions --instructions counts. */
+/* What --instructions counts per client: handshakes, and mebibytes of
+ * each bulk transfer. */
 #define COUNTED_HANDSHAKES 10
+#define COUNTED_MIB 16
 
 /* What the server presents; every client pins its leaf. */
 typedef struct
@@ -571,45 +573,54 @@ read_callgrind_totals (Driver     *driver,
   return value;
 }
 
-/* Instructions per handshake: load on the machine does not change them,
- * although they leave out the kernel, the caches and waiting. */
+/* Instructions of @command, divided by @per, for each of @clients, each
+ * in a worker under callgrind that runs @warm_up first, uncounted. Load on
+ * the machine does not change them, although they leave out the kernel,
+ * the caches and waiting. */
 static void
-count_instructions (Driver *driver,
-                    guint   setup_index)
+count_instructions (Driver            *driver,
+                    guint              setup_index,
+                    const char *const *clients,
+                    const char        *test,
+                    const char        *warm_up,
+                    const char        *command,
+                    double             per)
 {
   const Setup *setup = &setups[setup_index];
   g_autofree char *valgrind = g_find_program_in_path ("valgrind");
   g_autofree char *pattern = g_build_filename (driver->callgrind_dir, "cg.%p", NULL);
   g_autofree char *out_file = g_strconcat ("--callgrind-out-file=", pattern, NULL);
+  g_autofree char *counted = g_strconcat ("count ", command, NULL);
   const char *wrapper[] = {
     valgrind, "-q", "--tool=callgrind", "--instr-atstart=no", out_file, NULL,
   };
   guint i;
 
-  for (i = 0; valgrind != NULL && handshake_clients[i] != NULL; i++)
+  for (i = 0; valgrind != NULL && clients[i] != NULL; i++)
     {
-      const char *client = handshake_clients[i];
+      g_autoptr(GHashTable) warmed = NULL;
       g_autoptr(GHashTable) reported = NULL;
       g_autoptr(GError) error = NULL;
       const char *pid;
       Worker *worker;
 
-      if (!setup->glib && bench_client_find (client)->glib_networking)
+      if (!setup->glib && bench_client_find (clients[i])->glib_networking)
         continue;
 
-      worker = worker_start (driver, setup, driver->ports[setup_index], client,
+      worker = worker_start (driver, setup, driver->ports[setup_index], clients[i],
                              wrapper);
       if (worker == NULL)
         continue;
 
       pid = g_subprocess_get_identifier (worker->process);
-      reported = worker_ask (worker, "instructions " G_STRINGIFY (COUNTED_HANDSHAKES),
-                             &error);
+      warmed = worker_ask (worker, warm_up, &error);
+      if (warmed != NULL)
+        reported = worker_ask (worker, counted, &error);
       if (reported == NULL)
-        report_failure (driver, "instructions", client, error);
+        report_failure (driver, counted, clients[i], error);
       else
-        set_value (values_of (driver, "handshake", setup->id, client, "instructions"),
-                   0, read_callgrind_totals (driver, pid) / COUNTED_HANDSHAKES / 1e6);
+        set_value (values_of (driver, test, setup->id, clients[i], "instructions"), 0,
+                   read_callgrind_totals (driver, pid) / per);
       worker_free (worker);
     }
 }
@@ -637,24 +648,33 @@ measure_handshakes (Driver *driver)
       if (settings->instructions)
         {
           g_printerr ("Instructions per handshake, %s\n", setups[k].label);
-          count_instructions (driver, k);
+          count_instructions (driver, k, handshake_clients, "handshake", "connections 2",
+                              "connections " G_STRINGIFY (COUNTED_HANDSHAKES),
+                              COUNTED_HANDSHAKES * 1e6);
         }
     }
+}
+
+static char *
+bulk_command (const char *direction,
+              guint64     mib)
+{
+  return g_strdup_printf ("%s %" G_GUINT64_FORMAT, direction, mib * 1048576);
 }
 
 static void
 measure_bulk (Driver *driver)
 {
   Settings *settings = driver->settings;
-  guint64 bytes = (guint64) settings->bulk_mib * 1048576;
-  guint64 warm_up = MIN (bytes, 4 * 1048576);
+  guint64 warm_up_mib = MIN (settings->bulk_mib, 4);
+  guint64 counted_mib = MIN (settings->bulk_mib, COUNTED_MIB);
   g_autoptr(GPtrArray) workers = start_workers (driver, 0, bulk_clients);
-  g_autofree char *download = g_strdup_printf ("download %" G_GUINT64_FORMAT, bytes);
-  g_autofree char *upload = g_strdup_printf ("upload %" G_GUINT64_FORMAT, bytes);
-  g_autofree char *download_warm_up =
-    g_strdup_printf ("download %" G_GUINT64_FORMAT, warm_up);
-  g_autofree char *upload_warm_up =
-    g_strdup_printf ("upload %" G_GUINT64_FORMAT, warm_up);
+  g_autofree char *download = bulk_command ("download", settings->bulk_mib);
+  g_autofree char *upload = bulk_command ("upload", settings->bulk_mib);
+  g_autofree char *download_warm_up = bulk_command ("download", warm_up_mib);
+  g_autofree char *upload_warm_up = bulk_command ("upload", warm_up_mib);
+  g_autofree char *download_counted = bulk_command ("download", counted_mib);
+  g_autofree char *upload_counted = bulk_command ("upload", counted_mib);
   int r;
 
   run_batch (driver, NULL, &setups[0], workers, download_warm_up, 0);
@@ -664,6 +684,16 @@ measure_bulk (Driver *driver)
       g_printerr ("Bulk transfers, round %d of %d\n", r + 1, settings->rounds);
       run_batch (driver, "download", &setups[0], workers, download, r);
       run_batch (driver, "upload", &setups[0], workers, upload, r);
+    }
+  g_clear_pointer (&workers, g_ptr_array_unref);
+
+  if (settings->instructions)
+    {
+      g_printerr ("Instructions per mebibyte\n");
+      count_instructions (driver, 0, bulk_clients, "download", download_warm_up,
+                          download_counted, counted_mib * 1e6);
+      count_instructions (driver, 0, bulk_clients, "upload", upload_warm_up,
+                          upload_counted, counted_mib * 1e6);
     }
 }
 
@@ -1054,8 +1084,21 @@ print_bulk (Driver *driver)
     { "upload", "ecdsa", "mib_per_s", "upload MiB/s", 0, TRUE },
     { "upload", "ecdsa", "cpu_s_per_gib", "CPU s/GiB", 2, FALSE },
   };
+  static const Column counted[] = {
+    { "download", "ecdsa", "instructions", "download, M instr./MiB", 2, TRUE },
+    { "upload", "ecdsa", "instructions", "upload, M instr./MiB", 2, TRUE },
+  };
 
   print_client_table (driver, title, bulk_clients, columns, G_N_ELEMENTS (columns));
+  if (driver->settings->instructions)
+    {
+      g_autofree char *counted_title = g_strdup_printf (
+        "Bulk transfers, instructions per mebibyte (callgrind, %d MiB each way)",
+        MIN (driver->settings->bulk_mib, COUNTED_MIB));
+
+      print_client_table (driver, counted_title, bulk_clients, counted,
+                          G_N_ELEMENTS (counted));
+    }
 }
 
 static void
