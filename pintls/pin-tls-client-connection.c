@@ -1508,6 +1508,36 @@ _pin_tls_client_connection_read (PinTlsClientConnection *self,
   return ret;
 }
 
+/* Sends records until @count bytes are out or the base stream stops
+ * taking them, so that a large write is one call and not one per record:
+ * GIO's asynchronous writes pay for every call. Returns how many bytes
+ * went out, or the GnuTLS error if none did; the error after a partial
+ * write comes back at the next call. After "would block" GnuTLS keeps the
+ * record it encrypted and sends it when called again; GIO callers retry
+ * with the data that follows what was reported sent. */
+static gssize
+send_records (PinTlsClientConnection *self,
+              const guint8           *data,
+              gsize                   count)
+{
+  gsize sent = 0;
+
+  while (sent < count)
+    {
+      gssize ret;
+
+      do
+        ret = gnutls_record_send (self->session, data + sent, count - sent);
+      while (ret == GNUTLS_E_AGAIN);
+
+      if (ret < 0)
+        return sent > 0 ? (gssize) sent : ret;
+      sent += ret;
+    }
+
+  return sent;
+}
+
 gssize
 _pin_tls_client_connection_write (PinTlsClientConnection *self,
                                   const void             *buffer,
@@ -1523,12 +1553,8 @@ _pin_tls_client_connection_write (PinTlsClientConnection *self,
       || !claim_op (self, OP_WRITE, blocking, cancellable, error))
     return -1;
 
-  /* After "would block" GnuTLS keeps the record it encrypted and sends it
-   * when called again; GIO callers retry with the same data. */
   g_private_set (&current_io, &io);
-  do
-    ret = gnutls_record_send (self->session, buffer, count);
-  while (ret == GNUTLS_E_AGAIN);
+  ret = send_records (self, buffer, count);
   g_private_set (&current_io, NULL);
 
   yield_op (self, OP_WRITE);

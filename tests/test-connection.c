@@ -2770,6 +2770,47 @@ test_concurrent_handshakes (Fixture      *fixture,
   g_assert_cmpuint (count_open_descriptors (), ==, n_descriptors);
 }
 
+#define ASYNC_BULK_SIZE (8 * 1024 * 1024)
+
+/* Asynchronous writes of many records at once, read back through the echo
+ * server in the same main loop: the socket fills up in the middle of
+ * writes, and every byte must arrive once, in order. */
+static void
+test_async_bulk_echo (Fixture      *fixture,
+                      gconstpointer data)
+{
+  g_autofree guint8 *expected = g_malloc (ASYNC_BULK_SIZE);
+  g_autofree guint8 *received = g_malloc (ASYNC_BULK_SIZE);
+  g_auto(AsyncWait) read_wait = { NULL };
+  g_auto(AsyncWait) write_wait = { NULL };
+  g_autoptr(GError) error = NULL;
+  gsize n_written = 0;
+  gsize n_read = 0;
+  gsize i;
+
+  for (i = 0; i < ASYNC_BULK_SIZE; i++)
+    expected[i] = i % BULK_PATTERN;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_assert_true (fixture_handshake (fixture, &error));
+
+  g_output_stream_write_all_async (fixture_output (fixture), expected, ASYNC_BULK_SIZE,
+                                   G_PRIORITY_DEFAULT, NULL, async_wait_cb, &write_wait);
+  g_input_stream_read_all_async (fixture_input (fixture), received, ASYNC_BULK_SIZE,
+                                 G_PRIORITY_DEFAULT, NULL, async_wait_cb, &read_wait);
+  iterate_until (&write_wait.done);
+  iterate_until (&read_wait.done);
+
+  g_assert_true (g_output_stream_write_all_finish (fixture_output (fixture),
+                                                   write_wait.result, &n_written, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (n_written, ==, ASYNC_BULK_SIZE);
+  g_assert_true (g_input_stream_read_all_finish (fixture_input (fixture), read_wait.result,
+                                                 &n_read, &error));
+  g_assert_no_error (error);
+  g_assert_cmpmem (received, n_read, expected, ASYNC_BULK_SIZE);
+}
+
 static gpointer
 write_ping_thread (gpointer data)
 {
@@ -3491,6 +3532,7 @@ main (int   argc,
   add_test ("cancel/blocked-read", &leaf1_server, test_cancel_blocked_read);
   add_test ("concurrent-read-write", &leaf1_server, test_concurrent_read_write);
   add_test ("concurrent-handshakes", &concurrent_server, test_concurrent_handshakes);
+  add_test ("async-bulk-echo", &leaf1_server, test_async_bulk_echo);
   add_test ("concurrent-first-operations", &leaf1_server, test_concurrent_first_operations);
 
   add_test ("resumption/off-by-default", &tickets_and_ids_server,
