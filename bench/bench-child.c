@@ -8,7 +8,7 @@
  *
  * A worker child ("--child worker") stays up and measures what the driver
  * asks on standard input, one command a line, each answered by its
- * results and a line "end":
+ * results and a line "end=":
  *   handshakes SECONDS  connections opened and closed for that long
  *   download BYTES      a transfer from the server, on one connection
  *   upload BYTES        the same towards it
@@ -58,7 +58,9 @@ typedef struct
 } OpenWait;
 
 static void
-open_wait_cb (BenchConnection *connection, GError *error, gpointer data)
+open_wait_cb (BenchConnection *connection,
+              GError          *error,
+              gpointer         data)
 {
   OpenWait *wait = data;
 
@@ -69,7 +71,8 @@ open_wait_cb (BenchConnection *connection, GError *error, gpointer data)
 }
 
 static BenchConnection *
-open_one (Child *child, GError **error)
+open_one (Child   *child,
+          GError **error)
 {
   OpenWait wait = { NULL, NULL, NULL };
 
@@ -87,10 +90,11 @@ open_one (Child *child, GError **error)
   return wait.connection;
 }
 
-/* What the server says about the session: the same for every client of a
- * key type, or the comparison would be unfair. */
+/* What the server says about the session: it must be the same for every
+ * client of a server setup, or the comparison would be unfair. */
 static gboolean
-probe (Child *child, GError **error)
+probe (Child   *child,
+       GError **error)
 {
   BenchConnection *connection = open_one (child, error);
   char line[256];
@@ -149,7 +153,9 @@ handshake_loop_done (HandshakeLoop *loop)
 }
 
 static void
-handshake_loop_opened_cb (BenchConnection *connection, GError *error, gpointer data)
+handshake_loop_opened_cb (BenchConnection *connection,
+                          GError          *error,
+                          gpointer         data)
 {
   HandshakeLoop *loop = data;
 
@@ -195,7 +201,7 @@ run_handshakes (Child   *child,
       while (loop.error == NULL && !handshake_loop_done (&loop))
         {
           BenchConnection *connection =
-              bench_connection_open (child->client, child->target, &loop.error);
+            bench_connection_open (child->client, child->target, &loop.error);
 
           if (connection != NULL)
             bench_connection_close (connection);
@@ -256,15 +262,20 @@ typedef struct
 } Transfer;
 
 static char *
-transfer_command (gboolean upload, guint64 bytes)
+transfer_command (gboolean upload,
+                  guint64  bytes)
 {
   return g_strdup_printf ("%c %" G_GUINT64_FORMAT "\n", upload ? 'U' : 'B', bytes);
 }
 
-static void transfer_write_cb (GObject *source, GAsyncResult *result, gpointer data);
+static void transfer_write_cb (GObject      *source,
+                               GAsyncResult *result,
+                               gpointer      data);
 
 static void
-transfer_read_cb (GObject *source, GAsyncResult *result, gpointer data)
+transfer_read_cb (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      data)
 {
   Transfer *transfer = data;
   gssize n;
@@ -297,8 +308,8 @@ transfer_continue (Transfer *transfer)
     {
       transfer->to_write -= size;
       g_output_stream_write_all_async (
-          g_io_stream_get_output_stream (transfer->stream), transfer->buffer, size,
-          G_PRIORITY_DEFAULT, NULL, transfer_write_cb, transfer);
+        g_io_stream_get_output_stream (transfer->stream), transfer->buffer, size,
+        G_PRIORITY_DEFAULT, NULL, transfer_write_cb, transfer);
       return;
     }
 
@@ -308,7 +319,9 @@ transfer_continue (Transfer *transfer)
 }
 
 static void
-transfer_write_cb (GObject *source, GAsyncResult *result, gpointer data)
+transfer_write_cb (GObject      *source,
+                   GAsyncResult *result,
+                   gpointer      data)
 {
   Transfer *transfer = data;
 
@@ -333,8 +346,8 @@ transfer_async (Child           *child,
   transfer.to_read = upload ? 3 : bytes;
   transfer.loop = g_main_loop_new (NULL, FALSE);
   g_output_stream_write_all_async (
-      g_io_stream_get_output_stream (connection->stream), command, strlen (command),
-      G_PRIORITY_DEFAULT, NULL, transfer_write_cb, &transfer);
+    g_io_stream_get_output_stream (connection->stream), command, strlen (command),
+    G_PRIORITY_DEFAULT, NULL, transfer_write_cb, &transfer);
   g_main_loop_run (transfer.loop);
   g_main_loop_unref (transfer.loop);
 
@@ -370,7 +383,7 @@ transfer_sync (Child           *child,
   while (to_read > 0)
     {
       gssize n =
-          bench_connection_read (connection, child->buffer, READ_BUFFER_SIZE, error);
+        bench_connection_read (connection, child->buffer, READ_BUFFER_SIZE, error);
 
       if (n < 0)
         return FALSE;
@@ -439,7 +452,8 @@ close_all (GPtrArray *connections)
 }
 
 static gboolean
-measure_memory (Child *child, GError **error)
+measure_memory (Child   *child,
+                GError **error)
 {
   g_autoptr(GPtrArray) connections = g_ptr_array_new ();
   guint n = child->options->connections;
@@ -480,7 +494,9 @@ typedef struct
 } Burst;
 
 static void
-burst_opened_cb (BenchConnection *connection, GError *error, gpointer data)
+burst_opened_cb (BenchConnection *connection,
+                 GError          *error,
+                 gpointer         data)
 {
   Burst *burst = data;
 
@@ -494,7 +510,8 @@ burst_opened_cb (BenchConnection *connection, GError *error, gpointer data)
 }
 
 static gboolean
-measure_concurrency (Child *child, GError **error)
+measure_concurrency (Child   *child,
+                     GError **error)
 {
   g_autoptr(GPtrArray) connections = g_ptr_array_new ();
   guint n = child->options->connections;

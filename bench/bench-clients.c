@@ -26,28 +26,37 @@
 /* The clients ------------------------------------------------------------ */
 
 static GIOStream *
-wrap_pintls (GIOStream *tcp, BenchTarget *target, GError **error)
+wrap_pintls (GIOStream   *tcp,
+             BenchTarget *target,
+             GError     **error)
 {
   return G_IO_STREAM (
-      pin_tls_client_connection_new (tcp, target->identity, target->pins, error));
+    pin_tls_client_connection_new (tcp, target->identity, target->pins, error));
 }
 
 /* The database as a construction property, so the connection never loads
  * the system's certificate authorities. */
 static GIOStream *
-wrap_glib (GIOStream *tcp, BenchTarget *target, GError **error)
+wrap_glib (GIOStream   *tcp,
+           BenchTarget *target,
+           GError     **error)
 {
   GType type =
-      g_tls_backend_get_client_connection_type (g_tls_backend_get_default ());
+    g_tls_backend_get_client_connection_type (g_tls_backend_get_default ());
 
-  return g_initable_new (type, NULL, error, "base-io-stream", tcp, "server-identity",
-                         target->identity, "database", target->database, NULL);
+  return g_initable_new (type, NULL, error,
+                         "base-io-stream", tcp,
+                         "server-identity", target->identity,
+                         "database", target->database,
+                         NULL);
 }
 
 /* What GIO's documentation suggests: the connection starts with the
  * system's database, replaced before the handshake. */
 static GIOStream *
-wrap_glib_set_database (GIOStream *tcp, BenchTarget *target, GError **error)
+wrap_glib_set_database (GIOStream   *tcp,
+                        BenchTarget *target,
+                        GError     **error)
 {
   GIOStream *connection = g_tls_client_connection_new (tcp, target->identity, error);
 
@@ -94,7 +103,9 @@ bench_client_find (const char *id)
 /* The target -------------------------------------------------------------- */
 
 static gboolean
-spki_digest_of_file (const char *path, guint8 *digest, GError **error)
+spki_digest_of_file (const char *path,
+                     guint8     *digest,
+                     GError    **error)
 {
   g_autofree char *pem = NULL;
   gnutls_x509_crt_t certificate;
@@ -133,7 +144,9 @@ is_glib_networking_gnutls (void)
 }
 
 BenchTarget *
-bench_target_new (guint16 port, const char *leaf_path, GError **error)
+bench_target_new (guint16     port,
+                  const char *leaf_path,
+                  GError    **error)
 {
   BenchTarget *target = g_new0 (BenchTarget, 1);
   g_autofree char *encoded = NULL;
@@ -157,7 +170,7 @@ bench_target_new (guint16 port, const char *leaf_path, GError **error)
 
   target->port = port;
   target->address = G_INET_SOCKET_ADDRESS (
-      g_inet_socket_address_new_from_string ("127.0.0.1", port));
+    g_inet_socket_address_new_from_string ("127.0.0.1", port));
   target->identity = g_network_address_new (SERVER_NAME, port);
   target->host_and_port = g_strdup_printf ("127.0.0.1:%u", port);
   target->socket_client = g_socket_client_new ();
@@ -167,9 +180,9 @@ bench_target_new (guint16 port, const char *leaf_path, GError **error)
     target->database = g_tls_file_database_new (leaf_path, &database_error);
   if (target->database == NULL)
     target->database_error =
-        g_strdup (database_error ? database_error->message
+      g_strdup (database_error ? database_error->message
                                  : "glib-networking's GnuTLS backend "
-                                   "is not the GIO TLS backend");
+                "is not the GIO TLS backend");
 
   return target;
 }
@@ -189,7 +202,8 @@ bench_target_free (BenchTarget *target)
 
 /* Why @client cannot run here, or NULL if it can. */
 char *
-bench_client_unavailable (const BenchClient *client, BenchTarget *target)
+bench_client_unavailable (const BenchClient *client,
+                          BenchTarget       *target)
 {
   if (client->glib_networking && target->database == NULL)
     return g_strdup (target->database_error);
@@ -246,7 +260,8 @@ plain_verify_cb (gnutls_session_t session)
 }
 
 static int
-plain_connect (BenchTarget *target, GError **error)
+plain_connect (BenchTarget *target,
+               GError     **error)
 {
   struct sockaddr_in address = { 0 };
   int one = 1;
@@ -290,7 +305,9 @@ plain_enforce_pins (const BenchClient *client,
 }
 
 static BenchConnection *
-plain_open (const BenchClient *client, BenchTarget *target, GError **error)
+plain_open (const BenchClient *client,
+            BenchTarget       *target,
+            GError           **error)
 {
   BenchConnection *connection;
   gnutls_session_t session;
@@ -344,7 +361,8 @@ set_no_delay (GSocketConnection *tcp)
 }
 
 static BenchConnection *
-gio_connection_new (const BenchClient *client, GIOStream *stream)
+gio_connection_new (const BenchClient *client,
+                    GIOStream         *stream)
 {
   BenchConnection *connection = g_new0 (BenchConnection, 1);
 
@@ -356,7 +374,9 @@ gio_connection_new (const BenchClient *client, GIOStream *stream)
 }
 
 static BenchConnection *
-gio_open (const BenchClient *client, BenchTarget *target, GError **error)
+gio_open (const BenchClient *client,
+          BenchTarget       *target,
+          GError           **error)
 {
   g_autoptr(GSocketConnection) tcp = NULL;
   g_autoptr(GIOStream) tls = NULL;
@@ -365,13 +385,13 @@ gio_open (const BenchClient *client, BenchTarget *target, GError **error)
   if (client->wrap == NULL)
     {
       tls = G_IO_STREAM (
-          pin_tls_connect (target->host_and_port, 0, target->pins, NULL, error));
+        pin_tls_connect (target->host_and_port, 0, target->pins, NULL, error));
       return tls != NULL ? gio_connection_new (client, g_steal_pointer (&tls))
                          : NULL;
     }
 
   tcp = g_socket_client_connect (
-      target->socket_client, G_SOCKET_CONNECTABLE (target->address), NULL, error);
+    target->socket_client, G_SOCKET_CONNECTABLE (target->address), NULL, error);
   if (tcp == NULL)
     return NULL;
 
@@ -406,7 +426,8 @@ typedef struct
 } OpenJob;
 
 static void
-open_job_finish (OpenJob *job, GError *error)
+open_job_finish (OpenJob *job,
+                 GError  *error)
 {
   BenchConnection *connection = NULL;
 
@@ -420,7 +441,9 @@ open_job_finish (OpenJob *job, GError *error)
 }
 
 static void
-handshake_cb (GObject *source, GAsyncResult *result, gpointer data)
+handshake_cb (GObject      *source,
+              GAsyncResult *result,
+              gpointer      data)
 {
   GError *error = NULL;
 
@@ -429,7 +452,9 @@ handshake_cb (GObject *source, GAsyncResult *result, gpointer data)
 }
 
 static void
-connected_cb (GObject *source, GAsyncResult *result, gpointer data)
+connected_cb (GObject      *source,
+              GAsyncResult *result,
+              gpointer      data)
 {
   OpenJob *job = data;
   g_autoptr(GSocketConnection) tcp = NULL;
@@ -477,7 +502,8 @@ bench_connection_open_async (const BenchClient *client,
 /* Blocking I/O on any connection ------------------------------------------ */
 
 static gboolean
-plain_failed (int code, GError **error)
+plain_failed (int      code,
+              GError **error)
 {
   g_set_error (error, G_TLS_ERROR, G_TLS_ERROR_MISC, "%s", gnutls_strerror (code));
   return FALSE;
@@ -493,8 +519,8 @@ bench_connection_write_all (BenchConnection *connection,
 
   if (connection->stream != NULL)
     return g_output_stream_write_all (
-        g_io_stream_get_output_stream (connection->stream), data, size, NULL, NULL,
-        error);
+      g_io_stream_get_output_stream (connection->stream), data, size, NULL, NULL,
+      error);
 
   while (size > 0)
     {

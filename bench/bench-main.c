@@ -40,7 +40,7 @@ typedef struct
   const char *label;
   const char *leaf;  /* the pinned certificate, in data/certs */
   const char *serve; /* the server's key, then the certificates it sends */
-  gboolean glib;  /* whether a file database holding the leaf can pin it */
+  gboolean glib;     /* whether a file database holding the leaf can pin it */
 } Setup;
 
 /* GnuTLS trusts an end-entity certificate of its trust list only when it
@@ -57,8 +57,8 @@ static const Setup setups[] = {
  * connect helper and the database-set-later variant move data exactly as
  * the sync client they are built on, so bulk transfers leave them out. */
 static const char *const handshake_clients[] = {
-  "gnutls",    "gnutls-pintls", "pintls-sync", "pintls-async", "pintls-connect",
-  "glib-sync", "glib-async",    "glib-set",    NULL,
+  "gnutls", "gnutls-pintls", "pintls-sync", "pintls-async", "pintls-connect",
+  "glib-sync", "glib-async", "glib-set", NULL,
 };
 static const char *const bulk_clients[] = {
   "gnutls", "pintls-sync", "pintls-async", "glib-sync", "glib-async", NULL,
@@ -110,8 +110,8 @@ typedef struct
   Settings *settings;
   char *self_path;
   guint16 ports[G_N_ELEMENTS (setups)];
-  GHashTable *results;     /* "test/key/client/metric": GArray of double, by round */
-  GHashTable *sessions;    /* key id: GHashTable session description: clients */
+  GHashTable *results;     /* "test/setup/client/metric": GArray of double */
+  GHashTable *sessions;    /* setup id: GHashTable session description: clients */
   GHashTable *unavailable; /* client id: why */
   guint failures;
   char *load_before;
@@ -124,11 +124,12 @@ typedef struct
 static GArray *
 values_of (Driver     *driver,
            const char *test,
-           const char *key,
+           const char *setup_id,
            const char *client,
            const char *metric)
 {
-  g_autofree char *name = g_strdup_printf ("%s/%s/%s/%s", test, key, client, metric);
+  g_autofree char *name = g_strdup_printf ("%s/%s/%s/%s", test, setup_id, client,
+                                           metric);
   GArray *values = g_hash_table_lookup (driver->results, name);
 
   if (values == NULL)
@@ -156,7 +157,7 @@ set_value (GArray *values,
 static void
 store (Driver     *driver,
        const char *test,
-       const char *key,
+       const char *setup_id,
        const char *client,
        guint       index,
        GHashTable *reported)
@@ -172,18 +173,18 @@ store (Driver     *driver,
       double number = g_ascii_strtod (value, &end);
 
       if (end != NULL && *end == '\0' && end != value)
-        set_value (values_of (driver, test, key, client, name), index, number);
+        set_value (values_of (driver, test, setup_id, client, name), index, number);
     }
 }
 
 static double
 median_of (Driver     *driver,
            const char *test,
-           const char *key,
+           const char *setup_id,
            const char *client,
            const char *metric)
 {
-  GArray *values = values_of (driver, test, key, client, metric);
+  GArray *values = values_of (driver, test, setup_id, client, metric);
 
   return bench_median ((double *) values->data, values->len);
 }
@@ -192,13 +193,13 @@ median_of (Driver     *driver,
 static double
 median_ratio (Driver     *driver,
               const char *test,
-              const char *key,
+              const char *setup_id,
               const char *client,
               const char *reference,
               const char *metric)
 {
-  GArray *values = values_of (driver, test, key, client, metric);
-  GArray *references = values_of (driver, test, key, reference, metric);
+  GArray *values = values_of (driver, test, setup_id, client, metric);
+  GArray *references = values_of (driver, test, setup_id, reference, metric);
   guint n = MIN (values->len, references->len);
   g_autofree double *ratios = g_new (double, MAX (n, 1));
   guint i;
@@ -216,18 +217,18 @@ median_ratio (Driver     *driver,
 
 static void
 note_session (Driver     *driver,
-              const char *key,
+              const char *setup_id,
               const char *client,
               const char *session)
 {
-  GHashTable *by_session = g_hash_table_lookup (driver->sessions, key);
+  GHashTable *by_session = g_hash_table_lookup (driver->sessions, setup_id);
   GPtrArray *clients;
 
   if (by_session == NULL)
     {
       by_session = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                           (GDestroyNotify) g_ptr_array_unref);
-      g_hash_table_insert (driver->sessions, g_strdup (key), by_session);
+      g_hash_table_insert (driver->sessions, g_strdup (setup_id), by_session);
     }
 
   clients = g_hash_table_lookup (by_session, session);
@@ -264,7 +265,8 @@ spawn_child (Driver            *driver,
                                        error);
 }
 
-/* Reads key=value lines up to "end=" or the end of @output. */
+/* Reads key=value lines up to "end=", or to the end of @output unless
+ * @until_end. */
 static GHashTable *
 read_report (GDataInputStream *output,
              gboolean          until_end,
@@ -272,27 +274,36 @@ read_report (GDataInputStream *output,
 {
   g_autoptr(GHashTable) values = g_hash_table_new_full (g_str_hash, g_str_equal,
                                                         g_free, g_free);
-  char *line;
+  g_autoptr(GError) local_error = NULL;
+  g_autofree char *line = NULL;
 
-  while ((line = g_data_input_stream_read_line_utf8 (output, NULL, NULL, error)) != NULL)
+  for (;;)
     {
-      const char *equals = strchr (line, '=');
+      const char *equals;
 
-      if (g_str_equal (line, "end="))
-        {
-          g_free (line);
-          return g_steal_pointer (&values);
-        }
+      g_free (line);
+      line = g_data_input_stream_read_line_utf8 (output, NULL, NULL, &local_error);
+      if (line == NULL || g_str_equal (line, "end="))
+        break;
+
+      equals = strchr (line, '=');
       if (equals != NULL)
         g_hash_table_insert (values, g_strndup (line, equals - line),
                              g_strdup (equals + 1));
-      g_free (line);
     }
 
-  if (until_end && (error == NULL || *error == NULL))
-    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, "the child failed");
+  if (local_error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return NULL;
+    }
+  if (line == NULL && until_end)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, "the child failed");
+      return NULL;
+    }
 
-  return until_end ? NULL : g_steal_pointer (&values);
+  return g_steal_pointer (&values);
 }
 
 /* Runs a child that measures once, and returns what it reported. */
@@ -317,11 +328,10 @@ run_child (Driver    *driver,
   return g_steal_pointer (&values);
 }
 
-static void
-add_arg (GPtrArray  *args,
-         const char *name,
-         const char *format,
-         ...) G_GNUC_PRINTF (3, 4);
+static void add_arg (GPtrArray  *args,
+                     const char *name,
+                     const char *format,
+                     ...) G_GNUC_PRINTF (3, 4);
 
 static void
 add_arg (GPtrArray  *args,
@@ -378,7 +388,8 @@ note_first_report (Driver      *driver,
 
   if (value != NULL)
     {
-      g_hash_table_replace (driver->unavailable, g_strdup (client), g_strdup (value));
+      g_hash_table_replace (driver->unavailable, g_strdup (client),
+                            g_strdup (value));
       return FALSE;
     }
 
@@ -411,10 +422,12 @@ typedef struct
 static void
 worker_free (Worker *worker)
 {
-  if (worker->process != NULL)
+  GSubprocess *process = worker->process;
+
+  if (process != NULL)
     {
-      g_output_stream_close (g_subprocess_get_stdin_pipe (worker->process), NULL, NULL);
-      g_subprocess_wait (worker->process, NULL, NULL);
+      g_output_stream_close (g_subprocess_get_stdin_pipe (process), NULL, NULL);
+      g_subprocess_wait (process, NULL, NULL);
     }
   g_clear_object (&worker->output);
   g_clear_object (&worker->process);
@@ -438,7 +451,7 @@ worker_start (Driver            *driver,
   worker->client = client;
   worker->process = spawn_child (driver, args, wrapper,
                                  G_SUBPROCESS_FLAGS_STDIN_PIPE
-                                   | G_SUBPROCESS_FLAGS_STDOUT_PIPE,
+                                 | G_SUBPROCESS_FLAGS_STDOUT_PIPE,
                                  &error);
   if (worker->process != NULL)
     {
@@ -619,8 +632,8 @@ count_instructions (Driver            *driver,
       if (reported == NULL)
         report_failure (driver, counted, clients[i], error);
       else
-        set_value (values_of (driver, test, setup->id, clients[i], "instructions"), 0,
-                   read_callgrind_totals (driver, pid) / per);
+        set_value (values_of (driver, test, setup->id, clients[i], "instructions"),
+                   0, read_callgrind_totals (driver, pid) / per);
       worker_free (worker);
     }
 }
@@ -639,7 +652,8 @@ measure_handshakes (Driver *driver)
     {
       g_autoptr(GPtrArray) workers = start_workers (driver, k, handshake_clients);
 
-      g_printerr ("Handshakes, %s: %d batches\n", setups[k].label, settings->batches);
+      g_printerr ("Handshakes, %s: %d batches\n", setups[k].label,
+                  settings->batches);
       run_batch (driver, NULL, &setups[k], workers, command, 0);
       for (b = 0; b < settings->batches; b++)
         run_batch (driver, "handshake", &setups[k], workers, command, b);
@@ -648,7 +662,8 @@ measure_handshakes (Driver *driver)
       if (settings->instructions)
         {
           g_printerr ("Instructions per handshake, %s\n", setups[k].label);
-          count_instructions (driver, k, handshake_clients, "handshake", "connections 2",
+          count_instructions (driver, k, handshake_clients, "handshake",
+                              "connections 2",
                               "connections " G_STRINGIFY (COUNTED_HANDSHAKES),
                               COUNTED_HANDSHAKES * 1e6);
         }
@@ -777,11 +792,12 @@ measure_all (Driver *driver)
 /* The server ------------------------------------------------------------- */
 
 static GSubprocess *
-start_server (Driver *driver, GError **error)
+start_server (Driver  *driver,
+              GError **error)
 {
   g_autofree char *directory = g_path_get_dirname (driver->self_path);
   g_autofree char *server_path =
-      g_build_filename (directory, "pintls-bench-server", NULL);
+    g_build_filename (directory, "pintls-bench-server", NULL);
   g_autoptr(GPtrArray) args = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(GSubprocess) server = NULL;
   g_autoptr(GDataInputStream) output = NULL;
@@ -808,8 +824,8 @@ start_server (Driver *driver, GError **error)
   g_ptr_array_add (args, NULL);
 
   server = g_subprocess_newv (
-      (const char *const *) args->pdata,
-      G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE, error);
+    (const char *const *) args->pdata,
+    G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE, error);
   if (server == NULL)
     return NULL;
 
@@ -909,8 +925,9 @@ print_machine (Driver *driver)
           glib_major_version, glib_minor_version, glib_micro_version,
           glib_networking);
   printf ("Run: %s; %d batches of %.2f s of handshakes per client and "
-          "certificate, %d rounds of everything else. Each figure is the median of "
-          "the batches or rounds, each ratio the median of the ratios within one.\n\n",
+          "certificate, %d rounds of everything else. Each figure is the "
+          "median of the batches or rounds, each ratio the median of the ratios "
+          "within one.\n\n",
           date, driver->settings->batches, driver->settings->seconds,
           driver->settings->rounds);
 }
@@ -956,7 +973,7 @@ print_sessions (Driver *driver)
 typedef struct
 {
   const char *test;
-  const char *key;
+  const char *setup_id;
   const char *metric;
   const char *heading;
   int decimals;
@@ -978,7 +995,9 @@ glib_reference (const char *client)
 }
 
 static void
-append_number (GString *row, double value, int decimals)
+append_number (GString *row,
+               double   value,
+               int      decimals)
 {
   if (isnan (value))
     g_string_append (row, " n/a |");
@@ -1022,17 +1041,17 @@ print_client_table (Driver            *driver,
           const Column *column = &columns[c];
 
           append_number (row,
-                         median_of (driver, column->test, column->key, clients[i],
-                                    column->metric),
+                         median_of (driver, column->test, column->setup_id,
+                                    clients[i], column->metric),
                          column->decimals);
           if (column->ratios && with_gnutls)
             append_number (row,
-                           median_ratio (driver, column->test, column->key,
+                           median_ratio (driver, column->test, column->setup_id,
                                          clients[i], "gnutls", column->metric),
                            2);
           if (column->ratios)
             append_number (row,
-                           median_ratio (driver, column->test, column->key,
+                           median_ratio (driver, column->test, column->setup_id,
                                          clients[i], glib_reference (clients[i]),
                                          column->metric),
                            2);
@@ -1050,7 +1069,7 @@ print_handshakes (Driver *driver)
   for (k = 0; k < G_N_ELEMENTS (setups); k++)
     {
       g_autofree char *title = g_strdup_printf (
-          "Full handshakes, one connection at a time: %s", setups[k].label);
+        "Full handshakes, one connection at a time: %s", setups[k].label);
       const Column columns[] = {
         { "handshake", setups[k].id, "rate", "handshakes/s", 0, TRUE },
         { "handshake", setups[k].id, "cpu_us", "CPU µs each", 0, FALSE },
@@ -1068,8 +1087,8 @@ print_handshakes (Driver *driver)
           "arrives alone.\n\n",
           driver->settings->instructions
             ? " M instr. each: millions of instructions the client executes per "
-              "handshake, all threads, counted by callgrind over "
-              G_STRINGIFY (COUNTED_HANDSHAKES) " handshakes; the kernel is left out."
+          "handshake, all threads, counted by callgrind over "
+          G_STRINGIFY (COUNTED_HANDSHAKES) " handshakes; the kernel is left out."
             : "");
 }
 
@@ -1077,7 +1096,7 @@ static void
 print_bulk (Driver *driver)
 {
   g_autofree char *title = g_strdup_printf (
-      "Bulk throughput, %d MiB over one connection", driver->settings->bulk_mib);
+    "Bulk throughput, %d MiB over one connection", driver->settings->bulk_mib);
   static const Column columns[] = {
     { "download", "ecdsa", "mib_per_s", "download MiB/s", 0, TRUE },
     { "download", "ecdsa", "cpu_s_per_gib", "CPU s/GiB", 2, FALSE },
@@ -1105,8 +1124,8 @@ static void
 print_memory (Driver *driver)
 {
   g_autofree char *title =
-      g_strdup_printf ("Resident memory per idle connection, %d connections open",
-                       driver->settings->connections);
+    g_strdup_printf ("Resident memory per idle connection, %d connections open",
+                     driver->settings->connections);
   static const Column columns[] = {
     { "memory", "ecdsa", "kib_per_connection", "KiB", 1, TRUE },
   };
@@ -1119,7 +1138,7 @@ static void
 print_concurrency (Driver *driver)
 {
   g_autofree char *title = g_strdup_printf (
-      "%d concurrent handshakes in one main loop", driver->settings->concurrent);
+    "%d concurrent handshakes in one main loop", driver->settings->concurrent);
   static const Column columns[] = {
     { "concurrency", "ecdsa", "seconds", "wall s", 3, TRUE },
     { "concurrency", "ecdsa", "peak_mib", "peak MiB", 1, TRUE },
@@ -1133,7 +1152,9 @@ print_concurrency (Driver *driver)
 }
 
 static char *
-verdict_metric (guint pins, guint length, const char *match)
+verdict_metric (guint       pins,
+                guint       length,
+                const char *match)
 {
   return g_strdup_printf ("verdict.%u.%u.%s", pins, length, match);
 }
@@ -1169,11 +1190,11 @@ print_verdict (Driver *driver)
       for (c = 0; c < G_N_ELEMENTS (verdict_cases); c++)
         {
           g_autofree char *metric =
-              verdict_metric (verdict_pin_counts[p], verdict_cases[c].length,
-                              verdict_cases[c].match);
+            verdict_metric (verdict_pin_counts[p], verdict_cases[c].length,
+                            verdict_cases[c].match);
           g_autofree char *one =
-              verdict_metric (verdict_pin_counts[0], verdict_cases[c].length,
-                              verdict_cases[c].match);
+            verdict_metric (verdict_pin_counts[0], verdict_cases[c].length,
+                            verdict_cases[c].match);
 
           append_number (row, median_of (driver, "verdict", "-", "-", metric), 1);
           if (p == last)
@@ -1197,9 +1218,9 @@ print_verdict (Driver *driver)
     }
   printf ("%s\n\n", flatness->str);
   printf (
-      "The pin matches the leaf, the certificate at the top of the chain (reached "
-      "through a signature check at each step), or nothing. ECDSA P-256 chain made "
-      "for the run; pin_tls_verify_chain() in PIN_ONLY mode.\n\n");
+    "The pin matches the leaf, the certificate at the top of the chain (reached "
+    "through a signature check at each step), or nothing. ECDSA P-256 chain made "
+    "for the run; pin_tls_verify_chain() in PIN_ONLY mode.\n\n");
 
   return worst;
 }
@@ -1215,12 +1236,13 @@ print_target (const char *what,
   printf ("- %s: %.2f, target %s %.2f: %s\n", what, value,
           higher_is_better ? "≥" : "≤", target,
           isnan (value) ? "not measured"
-          : met         ? "met"
+          : met ? "met"
                         : "missed");
 }
 
 static void
-print_targets (Driver *driver, double verdict_flatness)
+print_targets (Driver *driver,
+               double  verdict_flatness)
 {
   static const char *const pintls[] = { "pintls-sync", "pintls-async" };
   guint i;
@@ -1245,8 +1267,8 @@ print_targets (Driver *driver, double verdict_flatness)
       for (k = 0; k < G_N_ELEMENTS (setups) && wanted (driver, "handshake"); k++)
         {
           g_autofree char *what =
-            g_strdup_printf ("%s instructions per handshake, %s, × GnuTLS", pintls[i],
-                             setups[k].label);
+            g_strdup_printf ("%s instructions per handshake, %s, × GnuTLS",
+                             pintls[i], setups[k].label);
 
           /* The handshake rate target, 0.95, as a cost: 1 / 0.95. */
           print_target (what,
@@ -1265,9 +1287,9 @@ print_targets (Driver *driver, double verdict_flatness)
                                   "mib_per_s"),
                     TRUE, 0.95);
       print_target (
-          up,
-          median_ratio (driver, "upload", "ecdsa", pintls[i], "gnutls", "mib_per_s"),
-          TRUE, 0.95);
+        up,
+        median_ratio (driver, "upload", "ecdsa", pintls[i], "gnutls", "mib_per_s"),
+        TRUE, 0.95);
     }
   if (wanted (driver, "verdict"))
     print_target ("verdict, most pins ÷ one pin, worst case", verdict_flatness,
@@ -1337,7 +1359,7 @@ run_driver (Settings *settings)
   driver.sessions = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                            (GDestroyNotify) g_hash_table_unref);
   driver.unavailable =
-      g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+    g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   driver.load_before = load_average ();
 
   if (settings->instructions)
@@ -1347,8 +1369,9 @@ run_driver (Settings *settings)
       driver.callgrind_dir = g_dir_make_tmp ("pintls-bench-XXXXXX", &error);
       if (valgrind == NULL || driver.callgrind_dir == NULL)
         {
-          g_printerr ("--instructions needs valgrind and a temporary directory%s%s\n",
-                      error ? ": " : "", error ? error->message : "");
+          g_printerr ("--instructions needs valgrind and a temporary "
+                      "directory%s%s\n", error ? ": " : "",
+                      error ? error->message : "");
           return 1;
         }
     }
@@ -1406,11 +1429,11 @@ apply_defaults (Settings *settings)
 }
 
 static gboolean
-parse_options (int                *argc,
-               char             ***argv,
-               Settings           *settings,
-               BenchChildOptions  *child,
-               GError            **error)
+parse_options (int               *argc,
+               char            ***argv,
+               Settings          *settings,
+               BenchChildOptions *child,
+               GError           **error)
 {
   int port = 0;
   GOptionEntry entries[] = {
@@ -1431,23 +1454,25 @@ parse_options (int                *argc,
     { "verdict-seconds", 0, 0, G_OPTION_ARG_DOUBLE, &settings->verdict_seconds,
       "How long to measure each verdict case (0.1)", "S" },
     { "instructions", 0, 0, G_OPTION_ARG_NONE, &settings->instructions,
-      "Also count instructions per handshake, with valgrind's callgrind (slow)", NULL },
+      "Also count instructions, with valgrind's callgrind (slow)", NULL },
     { "only", 0, 0, G_OPTION_ARG_STRING, &settings->only,
       "Only these, comma-separated: handshake, bulk, verdict, memory, concurrency",
       "LIST" },
     { "data-dir", 0, 0, G_OPTION_ARG_FILENAME, &settings->data_dir,
       "The certificates (data/certs of the source tree)", "DIR" },
     /* What the driver tells its children. */
-    { "child", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &child->test, NULL, NULL },
-    { "client", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &child->client_id, NULL,
-      NULL },
+    { "child", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &child->test,
+      NULL, NULL },
+    { "client", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &child->client_id,
+      NULL, NULL },
     { "port", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, &port, NULL, NULL },
-    { "leaf", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, &child->leaf_path, NULL,
-      NULL },
+    { "leaf", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, &child->leaf_path,
+      NULL, NULL },
     { NULL },
   };
   g_autoptr(GOptionContext) context =
-    g_option_context_new ("- pinned TLS connections against glib-networking and GnuTLS");
+    g_option_context_new ("- pinned TLS connections against glib-networking "
+                          "and GnuTLS");
 
   g_option_context_add_main_entries (context, entries, NULL);
   if (!g_option_context_parse (context, argc, argv, error))

@@ -49,7 +49,7 @@ typedef struct
   int fd;
   gnutls_session_t session;
   PeerState state;
-  guint32 events; /* what epoll waits for */
+  guint32 events;    /* what epoll waits for */
   char command[MAX_COMMAND_LENGTH];
   gsize command_length;
   guint64 remaining; /* bytes to send or to receive */
@@ -68,13 +68,14 @@ typedef struct
   int epoll_fd;
   gnutls_priority_t priority;
   GPtrArray *listeners; /* Listener */
-  guint8 *data;      /* RECORD_SIZE bytes sent by "B" */
-  guint8 *scratch;   /* RECORD_SIZE bytes to read into */
+  guint8 *data;         /* RECORD_SIZE bytes sent by "B" */
+  guint8 *scratch;      /* RECORD_SIZE bytes to read into */
   guint64 failures;
 } Server;
 
 static void
-die (const char *what, int code)
+die (const char *what,
+     int         code)
 {
   fprintf (stderr, "pintls-bench-server: %s: %s\n", what,
            code < 0 ? gnutls_strerror (code) : g_strerror (errno));
@@ -135,7 +136,11 @@ load_credentials (const char *spec)
 }
 
 static void
-watch (Server *server, int fd, guint32 events, gpointer data, int op)
+watch (Server  *server,
+       int      fd,
+       guint32  events,
+       gpointer data,
+       int      op)
 {
   struct epoll_event event = { 0 };
 
@@ -146,7 +151,8 @@ watch (Server *server, int fd, guint32 events, gpointer data, int op)
 }
 
 static Listener *
-listen_on_loopback (Server *server, const char *spec)
+listen_on_loopback (Server     *server,
+                    const char *spec)
 {
   Listener *listener = g_new0 (Listener, 1);
   struct sockaddr_in address = { 0 };
@@ -192,7 +198,8 @@ peer_free (Peer *peer)
 }
 
 static void
-accept_peers (Server *server, Listener *listener)
+accept_peers (Server   *server,
+              Listener *listener)
 {
   int fd;
   int one = 1;
@@ -225,7 +232,8 @@ blocked_direction (Peer *peer)
 }
 
 static void
-start_reply (Peer *peer, const char *text)
+start_reply (Peer       *peer,
+             const char *text)
 {
   g_free (peer->reply);
   peer->reply = g_strdup (text);
@@ -262,7 +270,10 @@ run_command (Peer *peer)
 /* Takes the bytes of a command line from what was read; the rest, if a
  * whole line came, belongs to what the command announced. */
 static gboolean
-take_command_bytes (Peer *peer, const guint8 *data, gsize size, gsize *used)
+take_command_bytes (Peer         *peer,
+                    const guint8 *data,
+                    gsize         size,
+                    gsize        *used)
 {
   const guint8 *end = memchr (data, '\n', size);
   gsize length = end != NULL ? (gsize) (end - data) : size;
@@ -284,7 +295,9 @@ take_command_bytes (Peer *peer, const guint8 *data, gsize size, gsize *used)
 
 /* Handles what one read brought: command bytes, then data. */
 static gboolean
-take_input (Peer *peer, const guint8 *data, gsize size)
+take_input (Peer         *peer,
+            const guint8 *data,
+            gsize         size)
 {
   while (size > 0)
     {
@@ -313,7 +326,8 @@ take_input (Peer *peer, const guint8 *data, gsize size)
 /* Sends what the current state wants sent. Returns the GnuTLS result of
  * the last send: 0 when the state moved on, an error otherwise. */
 static int
-send_some (Server *server, Peer *peer)
+send_some (Server *server,
+           Peer   *peer)
 {
   ssize_t sent;
 
@@ -344,7 +358,8 @@ send_some (Server *server, Peer *peer)
 /* Moves a connection on until GnuTLS would block. Returns the epoll events
  * to wait for, or 0 when the connection is over. */
 static guint32
-peer_step (Server *server, Peer *peer)
+peer_step (Server *server,
+           Peer   *peer)
 {
   for (;;)
     {
@@ -381,7 +396,8 @@ peer_step (Server *server, Peer *peer)
 }
 
 static void
-serve_peer (Server *server, Peer *peer)
+serve_peer (Server *server,
+            Peer   *peer)
 {
   guint32 events = peer_step (server, peer);
 
@@ -399,7 +415,8 @@ serve_peer (Server *server, Peer *peer)
 }
 
 static gboolean
-is_listener (Server *server, gpointer data)
+is_listener (Server  *server,
+             gpointer data)
 {
   guint i;
 
@@ -440,7 +457,8 @@ run (Server *server)
 }
 
 int
-main (int argc, char *argv[])
+main (int   argc,
+      char *argv[])
 {
   g_auto(GStrv) serve = NULL;
   GOptionEntry entries[] = {
@@ -450,7 +468,7 @@ main (int argc, char *argv[])
     { NULL },
   };
   g_autoptr(GOptionContext) context =
-      g_option_context_new ("- the benchmarks' TLS server");
+    g_option_context_new ("- the benchmarks' TLS server");
   g_autoptr(GError) error = NULL;
   Server server = { 0 };
   int ret;

@@ -83,7 +83,9 @@ bench_reset_peak_rss (void)
 /* One result, as a "key=value" line on standard output, which the driver
  * reads. */
 void
-bench_report (const char *key, const char *format, ...)
+bench_report (const char *key,
+              const char *format,
+              ...)
 {
   g_autofree char *value = NULL;
   va_list args;
@@ -97,7 +99,8 @@ bench_report (const char *key, const char *format, ...)
 }
 
 static int
-compare_doubles (gconstpointer a, gconstpointer b)
+compare_doubles (gconstpointer a,
+                 gconstpointer b)
 {
   double x = *(const double *) a;
   double y = *(const double *) b;
@@ -107,7 +110,8 @@ compare_doubles (gconstpointer a, gconstpointer b)
 
 /* The median of the values that are numbers; NAN if none is. */
 double
-bench_median (const double *values, guint n_values)
+bench_median (const double *values,
+              guint         n_values)
 {
   g_autofree double *sorted = g_new (double, MAX (n_values, 1));
   guint n = 0;

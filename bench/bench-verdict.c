@@ -35,7 +35,9 @@ typedef struct
 } Certificate;
 
 static gboolean
-check (int ret, const char *what, GError **error)
+check (int         ret,
+       const char *what,
+       GError    **error)
 {
   if (ret >= 0)
     return TRUE;
@@ -72,8 +74,8 @@ make_certificate (Certificate *self,
   gnutls_x509_crt_init (&self->certificate);
   crt = self->certificate;
   if (!check (gnutls_x509_privkey_generate (
-                  self->key, GNUTLS_PK_ECDSA,
-                  GNUTLS_CURVE_TO_BITS (GNUTLS_ECC_CURVE_SECP256R1), 0),
+                self->key, GNUTLS_PK_ECDSA,
+                GNUTLS_CURVE_TO_BITS (GNUTLS_ECC_CURVE_SECP256R1), 0),
               "key", error))
     return FALSE;
 
@@ -100,7 +102,8 @@ make_certificate (Certificate *self,
 
 /* chain[0] is the leaf, each next one its issuer, chain[3] the root. */
 static gboolean
-make_chain (Certificate *chain, GError **error)
+make_chain (Certificate *chain,
+            GError     **error)
 {
   return make_certificate (&chain[3], "Benchmark Root", NULL, error)
          && make_certificate (&chain[2], "Benchmark Intermediate 1", &chain[3],
@@ -192,7 +195,8 @@ random_pins (guint n_pins)
 
 /* @n_pins pins: @pin and random ones. */
 static PinTlsPinSet *
-make_pin_set (guint n_pins, const char *pin)
+make_pin_set (guint       n_pins,
+              const char *pin)
 {
   g_autoptr(GPtrArray) pins = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(PinTlsPinSet) one = NULL;
@@ -234,7 +238,10 @@ time_decisions (PinTlsPinSet         *pins,
 }
 
 static void
-measure_case (Certificate *chain, guint length, Match match, double seconds)
+measure_case (Certificate *chain,
+              guint        length,
+              Match        match,
+              double       seconds)
 {
   gnutls_datum_t der[MAX_CHAIN_LENGTH];
   g_autofree char *pin = NULL;
@@ -257,8 +264,8 @@ measure_case (Certificate *chain, guint length, Match match, double seconds)
 
       time_decisions (pins, der, length, match != MATCH_NONE, seconds / 10);
       bench_report (
-          key, "%.2f",
-          time_decisions (pins, der, length, match != MATCH_NONE, seconds));
+        key, "%.2f",
+        time_decisions (pins, der, length, match != MATCH_NONE, seconds));
     }
 }
 
