@@ -1409,6 +1409,7 @@ static void
 apply_defaults (Settings *settings)
 {
   gboolean quick = settings->quick;
+  char *data_dir;
 
   if (settings->rounds <= 0)
     settings->rounds = quick ? 1 : DEFAULT_ROUNDS;
@@ -1424,8 +1425,11 @@ apply_defaults (Settings *settings)
     settings->concurrent = quick ? 4 : DEFAULT_CONCURRENT;
   if (settings->verdict_seconds < 0)
     settings->verdict_seconds = quick ? 0 : DEFAULT_VERDICT_SECONDS;
-  if (settings->data_dir == NULL)
-    settings->data_dir = g_strdup (BENCH_DATA_DIR);
+  /* glib-networking's file database wants an absolute path. */
+  data_dir = g_canonicalize_filename (settings->data_dir ? settings->data_dir
+                                                         : BENCH_DATA_DIR, NULL);
+  g_free (settings->data_dir);
+  settings->data_dir = data_dir;
 }
 
 static gboolean

@@ -4,6 +4,7 @@
 
 #include "bench.h"
 
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,10 +75,21 @@ bench_peak_rss_kib (void)
   return g_ascii_strtoull (line + strlen ("\nVmHWM:"), NULL, 10);
 }
 
+/* Writing 5 to clear_refs resets VmHWM; it must be a plain write, as
+ * /proc takes no replacement file. */
 gboolean
 bench_reset_peak_rss (void)
 {
-  return g_file_set_contents ("/proc/self/clear_refs", "5", 1, NULL);
+  int fd = open ("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+  gboolean done;
+
+  if (fd < 0)
+    return FALSE;
+
+  done = write (fd, "5", 1) == 1;
+  close (fd);
+
+  return done;
 }
 
 /* One result, as a "key=value" line on standard output, which the driver
