@@ -831,6 +831,9 @@ start_server (Driver  *driver,
 
   output = g_data_input_stream_new (g_subprocess_get_stdout_pipe (server));
   line = g_data_input_stream_read_line (output, NULL, NULL, error);
+  if (line == NULL && error != NULL && *error == NULL)
+    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                         "it stopped before listening");
   if (line == NULL)
     return NULL;
 
@@ -1182,7 +1185,8 @@ print_verdict (Driver *driver)
 
   g_string_append_printf (flatness, "| %u ÷ %u |", verdict_pin_counts[last],
                           verdict_pin_counts[0]);
-  for (p = 0; p < G_N_ELEMENTS (verdict_pin_counts); p++)
+  for (p = 0; p < G_N_ELEMENTS (verdict_pin_counts) && wanted (driver, "verdict");
+       p++)
     {
       g_autoptr(GString) row = g_string_new (NULL);
 
@@ -1340,6 +1344,82 @@ print_results (Driver *driver)
   print_targets (driver, verdict_flatness);
 }
 
+/* Counts a failure for a figure that should be there and is not: a child
+ * that ran but did not report it is as broken as one that failed. */
+static void
+expect_figure (Driver     *driver,
+               const char *test,
+               const char *setup_id,
+               const char *client,
+               const char *metric)
+{
+  if (client != NULL && g_hash_table_contains (driver->unavailable, client))
+    return;
+
+  if (isnan (median_of (driver, test, setup_id, client ? client : "-", metric)))
+    {
+      g_printerr ("  no figure for %s, %s, %s, %s\n", test, setup_id,
+                  client ? client : "-", metric);
+      driver->failures++;
+    }
+}
+
+static void
+expect_client_figures (Driver            *driver,
+                       const char        *test,
+                       const char *const *clients,
+                       guint              setup_index,
+                       const char        *metric)
+{
+  const Setup *setup = &setups[setup_index];
+  guint i;
+
+  for (i = 0; clients[i] != NULL; i++)
+    {
+      if (setup->glib || !bench_client_find (clients[i])->glib_networking)
+        expect_figure (driver, test, setup->id, clients[i], metric);
+    }
+}
+
+static void
+check_complete (Driver *driver)
+{
+  gboolean instructions = driver->settings->instructions;
+  guint k;
+  guint p;
+  guint c;
+
+  for (k = 0; k < G_N_ELEMENTS (setups) && wanted (driver, "handshake"); k++)
+    {
+      expect_client_figures (driver, "handshake", handshake_clients, k, "rate");
+      if (instructions)
+        expect_client_figures (driver, "handshake", handshake_clients, k,
+                               "instructions");
+    }
+  if (wanted (driver, "bulk"))
+    {
+      expect_client_figures (driver, "download", bulk_clients, 0, "mib_per_s");
+      expect_client_figures (driver, "upload", bulk_clients, 0, "mib_per_s");
+    }
+  for (p = 0; p < G_N_ELEMENTS (verdict_pin_counts) && wanted (driver, "verdict");
+       p++)
+    {
+      for (c = 0; c < G_N_ELEMENTS (verdict_cases); c++)
+        {
+          g_autofree char *metric = verdict_metric (verdict_pin_counts[p],
+                                                    verdict_cases[c].length,
+                                                    verdict_cases[c].match);
+
+          expect_figure (driver, "verdict", "-", NULL, metric);
+        }
+    }
+  if (wanted (driver, "memory"))
+    expect_client_figures (driver, "memory", memory_clients, 0,
+                           "kib_per_connection");
+  if (wanted (driver, "concurrency"))
+    expect_client_figures (driver, "concurrency", concurrency_clients, 0, "seconds");
+}
+
 static int
 run_driver (Settings *settings)
 {
@@ -1384,6 +1464,7 @@ run_driver (Settings *settings)
     }
 
   measure_all (&driver);
+  check_complete (&driver);
   stop_server (server);
   print_results (&driver);
 

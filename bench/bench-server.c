@@ -494,9 +494,14 @@ main (int   argc,
   /* Standard input closing, with a NULL pointer, ends the server. */
   watch (&server, STDIN_FILENO, EPOLLIN, NULL, EPOLL_CTL_ADD);
 
-  printf ("ports");
+  /* Every listener first: a failure ends the server before it says
+   * anything. */
   for (i = 0; serve[i] != NULL; i++)
-    printf (" %u", listener_port (listen_on_loopback (&server, serve[i])));
+    listen_on_loopback (&server, serve[i]);
+
+  printf ("ports");
+  for (i = 0; i < server.listeners->len; i++)
+    printf (" %u", listener_port (server.listeners->pdata[i]));
   printf ("\n");
   fflush (stdout);
 
