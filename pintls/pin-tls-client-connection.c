@@ -721,6 +721,40 @@ shared_credentials (void)
   return credentials;
 }
 
+/* GnuTLS's default priorities, or the same without session tickets,
+ * compiled once per process: compiling a priority string costs about 1%
+ * of a handshake, and a session only takes a reference to the result. */
+typedef struct
+{
+  gnutls_priority_t priority;
+  int result;
+} CompiledPriority;
+
+static int
+set_default_priority (gnutls_session_t session,
+                      gboolean         without_tickets)
+{
+  static CompiledPriority compiled[2];
+  static gsize initialized[2];
+  CompiledPriority *chosen = &compiled[without_tickets ? 1 : 0];
+  gsize *once = &initialized[without_tickets ? 1 : 0];
+
+  if (g_once_init_enter (once))
+    {
+      if (without_tickets)
+        chosen->result = gnutls_priority_init2 (&chosen->priority, "%NO_TICKETS",
+                                                NULL, GNUTLS_PRIORITY_INIT_DEF_APPEND);
+      else
+        chosen->result = gnutls_priority_init (&chosen->priority, NULL, NULL);
+      g_once_init_leave (once, 1);
+    }
+
+  if (chosen->result < 0)
+    return chosen->result;
+
+  return gnutls_priority_set (session, chosen->priority);
+}
+
 static gboolean
 set_alpn (PinTlsClientConnection *self,
           GError                **error)
@@ -837,7 +871,7 @@ prepare_resumption (PinTlsClientConnection *self,
 
   if (!self->resumption_enabled)
     {
-      ret = gnutls_set_default_priority_append (self->session, "%NO_TICKETS", NULL, 0);
+      ret = set_default_priority (self->session, TRUE);
       if (ret < 0)
         g_set_error (error, G_TLS_ERROR, G_TLS_ERROR_MISC,
                      "Cannot turn session tickets off: %s", gnutls_strerror (ret));
@@ -2402,7 +2436,7 @@ pin_tls_client_connection_initable_init (GInitable    *initable,
   /* Without resumption, the handshake turns tickets off. */
   ret = gnutls_init (&self->session, GNUTLS_CLIENT | GNUTLS_NONBLOCK);
   if (ret == 0)
-    ret = gnutls_set_default_priority (self->session);
+    ret = set_default_priority (self->session, FALSE);
   if (ret == 0)
     ret = gnutls_credentials_set (self->session, GNUTLS_CRD_CERTIFICATE,
                                   shared_credentials ());
