@@ -1577,17 +1577,29 @@ main (int   argc,
   Settings settings = { FALSE, 0, 0, -1, 0, 0, 0, -1, FALSE, NULL, NULL };
   BenchChildOptions child = { NULL };
   g_autoptr(GError) error = NULL;
+  int status = 2;
 
   if (!parse_options (&argc, &argv, &settings, &child, &error))
     {
       g_printerr ("%s\n", error->message);
-      return 2;
+    }
+  else if (child.test != NULL)
+    {
+      bench_raise_file_limit ();
+      status = bench_child_run (&child);
+    }
+  else
+    {
+      bench_raise_file_limit ();
+      apply_defaults (&settings);
+      status = run_driver (&settings);
     }
 
-  bench_raise_file_limit ();
-  if (child.test != NULL)
-    return bench_child_run (&child);
+  g_free (child.test);
+  g_free (child.client_id);
+  g_free (child.leaf_path);
+  g_free (settings.only);
+  g_free (settings.data_dir);
 
-  apply_defaults (&settings);
-  return run_driver (&settings);
+  return status;
 }

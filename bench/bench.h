@@ -95,10 +95,10 @@ void bench_connection_close (BenchConnection *connection);
 /* bench-child.c: the measurements, one per child process. */
 typedef struct
 {
-  const char *test;
-  const char *client_id;
+  char *test;
+  char *client_id;
   guint16 port;
-  const char *leaf_path;
+  char *leaf_path;
   double seconds; /* how long to measure each verdict case */
   guint connections;
 } BenchChildOptions;
