@@ -55,8 +55,21 @@ check_labels (const char *original,
   return TRUE;
 }
 
-/* Returns @name as pintls compares and sends it: IP addresses as they are,
- * host names in lower case with one trailing dot removed and
+/* An IP address in the one spelling GLib prints: "0:0::1" and "::1" are the
+ * same address. */
+static char *
+canonical_address (const char *address)
+{
+  g_autoptr(GInetAddress) parsed = g_inet_address_new_from_string (address);
+
+  if (parsed == NULL)
+    return g_strdup (address);
+
+  return g_inet_address_to_string (parsed);
+}
+
+/* Returns @name as pintls compares and sends it: IP addresses in canonical
+ * form, host names in lower case with one trailing dot removed and
  * internationalised labels as A-labels ("xn--…"). */
 char *
 _pin_tls_normalize_host_name (const char *name,
@@ -70,7 +83,7 @@ _pin_tls_normalize_host_name (const char *name,
     return (invalid_name ("", "it is empty", error), NULL);
 
   if (g_hostname_is_ip_address (name))
-    return g_strdup (name);
+    return canonical_address (name);
 
   length = strlen (name);
   trimmed = g_strndup (name, name[length - 1] == '.' ? length - 1 : length);
@@ -85,6 +98,37 @@ _pin_tls_normalize_host_name (const char *name,
     return NULL;
 
   return g_ascii_strdown (ascii, -1);
+}
+
+/* The name of @name's parent domain, one label up, or NULL for a name of
+ * one label. @name is normalised; the result points into it. */
+const char *
+_pin_tls_name_parent (const char *name)
+{
+  const char *dot = strchr (name, '.');
+
+  return dot != NULL ? dot + 1 : NULL;
+}
+
+/* Whether the normalised @name is @domain or a subdomain of it at any
+ * depth, compared label by label: "notexample.com" is not within
+ * "example.com". */
+gboolean
+_pin_tls_name_is_within (const char *name,
+                         const char *domain)
+{
+  const char *ancestor;
+
+  if (g_hostname_is_ip_address (name))
+    return g_str_equal (name, domain);
+
+  for (ancestor = name; ancestor != NULL; ancestor = _pin_tls_name_parent (ancestor))
+    {
+      if (g_str_equal (ancestor, domain))
+        return TRUE;
+    }
+
+  return FALSE;
 }
 
 /* The host name or address a connectable stands for, if it has one. */

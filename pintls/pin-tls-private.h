@@ -43,6 +43,9 @@ char *_pin_tls_format_spki_pin (const guint8 *digest);
 /* pin-tls-names.c */
 char *_pin_tls_normalize_host_name (const char *name,
                                     GError    **error);
+const char *_pin_tls_name_parent (const char *name);
+gboolean _pin_tls_name_is_within (const char *name,
+                                  const char *domain);
 char *_pin_tls_identity_host_name (GSocketConnectable *identity);
 char *_pin_tls_describe_text (const char *text);
 

@@ -1017,6 +1017,8 @@ static const NameCase name_cases[] = {
     "xn--bcher-kva.test" },
   { "/pintls/names/normalize/ipv4", "127.0.0.1", "127.0.0.1" },
   { "/pintls/names/normalize/ipv6", "::1", "::1" },
+  { "/pintls/names/normalize/ipv6-long-form", "0000:0000::0001", "::1" },
+  { "/pintls/names/normalize/ipv6-upper-case", "FE80::A", "fe80::a" },
   { "/pintls/names/normalize/empty", "", NULL },
   { "/pintls/names/normalize/only-dot", ".", NULL },
   { "/pintls/names/normalize/empty-label", "host..test", NULL },
