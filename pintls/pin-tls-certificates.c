@@ -46,6 +46,25 @@ _pin_tls_certificate_new_from_path (GPtrArray *der_path,
   return g_steal_pointer (&issuer);
 }
 
+/* A view of @chain (GBytes) as the datum array GnuTLS takes; it borrows the
+ * bytes, so @chain must outlive it. */
+gnutls_datum_t *
+_pin_tls_datums_from_bytes (GPtrArray *chain)
+{
+  gnutls_datum_t *datums = g_new0 (gnutls_datum_t, MAX (chain->len, 1));
+  guint i;
+
+  for (i = 0; i < chain->len; i++)
+    {
+      gsize size;
+
+      datums[i].data = (guchar *) g_bytes_get_data (g_ptr_array_index (chain, i), &size);
+      datums[i].size = size;
+    }
+
+  return datums;
+}
+
 typedef struct
 {
   PinTlsTrust parent;

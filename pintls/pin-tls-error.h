@@ -36,6 +36,13 @@ G_BEGIN_DECLS
  *   there is one, the line.
  * @PIN_TLS_ERROR_INVALID_CERTIFICATE: data given as a certificate is not a
  *   valid X.509 certificate.
+ * @PIN_TLS_ERROR_PINS_EXPIRED: the server presented no pinned certificate
+ *   and the policy entry's pins have expired: the client's pins are out of
+ *   date, and it must be updated.
+ * @PIN_TLS_ERROR_HOST_NOT_PINNED: a [class@PinTls.Policy] that refuses
+ *   unpinned hosts has no entry for the server.
+ * @PIN_TLS_ERROR_INVALID_POLICY: a policy or policy file is invalid. The
+ *   message names the file, group and key.
  *
  * Error codes in the %PIN_TLS_ERROR domain. New codes may be added in later
  * versions.
@@ -47,6 +54,9 @@ typedef enum
   PIN_TLS_ERROR_EMPTY_PIN_SET,
   PIN_TLS_ERROR_INVALID_FILE,
   PIN_TLS_ERROR_INVALID_CERTIFICATE,
+  PIN_TLS_ERROR_PINS_EXPIRED,
+  PIN_TLS_ERROR_HOST_NOT_PINNED,
+  PIN_TLS_ERROR_INVALID_POLICY,
 } PinTlsError;
 
 PIN_TLS_AVAILABLE_IN_ALL

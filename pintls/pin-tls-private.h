@@ -15,6 +15,7 @@
 #include "pin-tls-error.h"
 #include "pin-tls-gnutls.h"
 #include "pin-tls-pin-set.h"
+#include "pin-tls-policy.h"
 #include "pin-tls-verify.h"
 
 G_BEGIN_DECLS
@@ -76,7 +77,10 @@ typedef struct
   gboolean accepted;
   GError *error;                    /* why the chain was refused */
   GTlsCertificateFlags ca_errors;   /* CA_AND_PINS: what validation found */
-  gboolean pin_matched;
+  gboolean pin_matched;             /* the pins do not refuse the chain: one
+                                     * matched, or (under a policy rule)
+                                     * they are not enforced */
+  PinTlsVerdict verdict;            /* under a rule: what the pins found */
   char **presented_pins;            /* every certificate as sent, leaf first */
   guint *path;                      /* the issuer path, as indices of the chain */
   guint path_length;
@@ -107,6 +111,62 @@ char *_pin_tls_describe_ca_flags (GTlsCertificateFlags flags,
 PinTlsTrust *_pin_tls_trust_new_for_list (gnutls_x509_trust_list_t list);
 void _pin_tls_trust_free (PinTlsTrust *trust);
 gnutls_x509_trust_list_t _pin_tls_system_trust_list (GError **error);
+
+/* pin-tls-policy*.c: entries and policies. */
+typedef GDateTime *(*PinTlsNowFunc) (gpointer user_data);
+
+const char *_pin_tls_policy_entry_get_name (PinTlsPolicyEntry *entry);
+gboolean _pin_tls_policy_entry_is_wildcard (PinTlsPolicyEntry *entry);
+gboolean _pin_tls_policy_entry_check (PinTlsPolicyEntry *entry,
+                                      GError           **error);
+void _pin_tls_policy_entry_freeze (PinTlsPolicyEntry *entry);
+guint _pin_tls_policy_entry_get_duplicate_pins (PinTlsPolicyEntry *entry);
+void _pin_tls_policy_entry_set_duplicate_pins (PinTlsPolicyEntry *entry,
+                                               guint              duplicate_pins);
+void _pin_tls_policy_set_now_func (PinTlsPolicy *policy,
+                                   PinTlsNowFunc now_func,
+                                   gpointer      user_data);
+GDateTime *_pin_tls_policy_get_now (PinTlsPolicy *policy);
+
+/* What one handshake enforces: a lone pin set, or what a policy's entry
+ * (or its setting for unpinned hosts) asks of one host, resolved when the
+ * handshake starts. */
+typedef struct
+{
+  PinTlsPinSet *pins;       /* NULL: the host is not pinned; CAs decide */
+  PinTlsMode mode;          /* the trust mode asked for */
+  gboolean report_only;     /* a mismatch is reported, never enforced */
+  gboolean expired;         /* the entry's pins had expired */
+  gboolean fall_back_to_ca; /* expired pins leave the decision to CAs */
+  PinTlsPolicy *policy;     /* reports go to it; NULL for a lone pin set */
+  char *pattern;            /* the entry's pattern; NULL without an entry */
+  GDateTime *expires;       /* the entry's expiry, or NULL */
+  gboolean quiet;           /* decide without reporting: a second look */
+  guint8 digest[PIN_TLS_DIGEST_SIZE]; /* identifies all of the above */
+} PinTlsRule;
+
+void _pin_tls_rule_init_for_pins (PinTlsRule   *rule,
+                                  PinTlsPinSet *pins,
+                                  PinTlsMode    mode);
+gboolean _pin_tls_rule_init_for_policy (PinTlsRule   *rule,
+                                        PinTlsPolicy *policy,
+                                        const char   *host,
+                                        GError      **error);
+void _pin_tls_rule_clear (PinTlsRule *rule);
+gboolean _pin_tls_rule_checks_ca (const PinTlsRule *rule);
+void _pin_tls_rule_decide (const PinTlsRule     *rule,
+                           PinTlsDecision       *decision,
+                           const gnutls_datum_t *der,
+                           guint                 n_certs,
+                           const char           *host,
+                           guint16               port,
+                           PinTlsTrust          *trust);
+
+/* pin-tls-report.c */
+PinTlsReport *_pin_tls_report_new (const PinTlsRule     *rule,
+                                   const PinTlsDecision *decision,
+                                   const char           *host,
+                                   guint16               port);
 
 /* pin-tls-gnutls.c: the enforcement installed on a session. */
 typedef struct _PinTlsSessionCheck PinTlsSessionCheck;
@@ -154,6 +214,7 @@ GTlsCertificate *_pin_tls_certificate_new_from_path (GPtrArray *der_path,
                                                      GError   **error);
 PinTlsTrust *_pin_tls_trust_new_for_database (GTlsDatabase    *database,
                                               GTlsInteraction *interaction);
+gnutls_datum_t *_pin_tls_datums_from_bytes (GPtrArray *chain);
 
 /* pin-tls-streams.c */
 GInputStream *_pin_tls_input_stream_new (PinTlsClientConnection *connection);

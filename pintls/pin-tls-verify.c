@@ -455,7 +455,8 @@ trust_errors (PinTlsDecision *verdict,
 
 /* Computes the verdict on a presented chain. In CA_AND_PINS mode a chain
  * that does not validate is refused as untrusted even if a pin matches: a
- * pin never stands in for a failed CA or host name check. */
+ * pin never stands in for a failed CA or host name check. Without @pins
+ * (a host a policy does not pin) the CA check alone decides. */
 void
 _pin_tls_decision_compute (PinTlsDecision       *verdict,
                            PinTlsPinSet         *pins,
@@ -467,12 +468,12 @@ _pin_tls_decision_compute (PinTlsDecision       *verdict,
 {
   g_autoptr(PinTlsChain) chain = NULL;
   g_autofree SpkiDigest *digests = NULL;
-  gboolean check_ca = (mode == PIN_TLS_MODE_CA_AND_PINS);
+  gboolean check_ca = (mode == PIN_TLS_MODE_CA_AND_PINS || pins == NULL);
   PathMatch match;
 
   memset (verdict, 0, sizeof *verdict);
 
-  if (pin_tls_pin_set_get_size (pins) == 0)
+  if (pins != NULL && pin_tls_pin_set_get_size (pins) == 0)
     {
       g_set_error_literal (&verdict->error, PIN_TLS_ERROR,
                            PIN_TLS_ERROR_EMPTY_PIN_SET,
@@ -500,13 +501,15 @@ _pin_tls_decision_compute (PinTlsDecision       *verdict,
   else
     {
       _pin_tls_chain_build_path (chain, check_ca ? trust : NULL);
-      match = path_matches (chain, der, digests, pins);
+      match = pins != NULL ? path_matches (chain, der, digests, pins)
+                           : PATH_MATCH_NONE;
     }
   verdict->path = g_memdup2 (chain->path, chain->path_length * sizeof (guint));
   verdict->path_length = chain->path_length;
-  verdict->pin_matched = (match != PATH_MATCH_NONE);
-  verdict->ca_errors = trust_errors (verdict, chain, match, mode, server_name,
-                                     trust);
+  verdict->pin_matched = pins == NULL || match != PATH_MATCH_NONE;
+  verdict->ca_errors = trust_errors (verdict, chain, match,
+                                     check_ca ? PIN_TLS_MODE_CA_AND_PINS : mode,
+                                     server_name, trust);
 
   if (verdict->ca_errors != 0)
     {

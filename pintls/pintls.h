@@ -8,6 +8,7 @@
 #include <pintls/pin-tls-version-macros.h>
 #include <pintls/pin-tls-error.h>
 #include <pintls/pin-tls-pin-set.h>
+#include <pintls/pin-tls-policy.h>
 #include <pintls/pin-tls-verify.h>
 #include <pintls/pin-tls-gnutls.h>
 #include <pintls/pin-tls-client-connection.h>
