@@ -10,10 +10,12 @@ PINTLS_BUILD_PACKAGES="
   gobject-introspection libgirepository1.0-dev
 "
 
-# What the test suites add: independent TLS peers, the binding runtimes,
-# Vala, the API reference, the GTK example under Xvfb, the layout check.
+# What the test suites add: independent TLS peers, the system TLS backend
+# and libsoup (to test pinning in them), the binding runtimes, Vala, the
+# API reference, the GTK example under Xvfb, the layout check.
 PINTLS_TEST_PACKAGES="
   gnutls-bin openssl nginx-light
+  glib-networking libsoup-3.0-dev
   python3 python3-gi gjs valac gi-docgen
   libgtk-4-dev xvfb xauth
   uncrustify

@@ -5,7 +5,9 @@
 #   demo/   three self-signed server certificates for the pin-rotation demo
 #   certs/  the test fixture: two CA hierarchies, leaves, impostors, odd
 #           cases (forged, v1 intermediate, expired) and one leaf per key type
-# All keys are new on every run, so all pins change; rerun the tests after.
+# All keys are new on every run, so all pins change; rerun the tests after,
+# and update the pins that data/policy.example.ini quotes (tests/test-policy.c
+# checks them).
 #
 # Usage: data/make-certs.sh   (from any directory; needs GnuTLS certtool)
 
@@ -159,5 +161,7 @@ chain leafV1-chain.pem leafV1 intV1
 chain leaf4-chain.pem leaf4 intA2
 chain other-chain.pem other intA
 chain forged-chain.pem forged other intA
+chain idn-chain.pem idn intA
+chain idn2-chain.pem idn2 intA
 
 ct --certificate-info --infile leaf1.pem --outder --outfile leaf1.der

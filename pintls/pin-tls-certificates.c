@@ -46,6 +46,29 @@ _pin_tls_certificate_new_from_path (GPtrArray *der_path,
   return g_steal_pointer (&issuer);
 }
 
+/* The DER certificates of @certificate and its issuers, leaf first. */
+GPtrArray *
+_pin_tls_certificate_chain_der (GTlsCertificate *certificate)
+{
+  GPtrArray *chain = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  GTlsCertificate *link;
+
+  for (link = certificate; link != NULL; link = g_tls_certificate_get_issuer (link))
+    {
+      GByteArray *der = NULL;
+
+      g_object_get (link, "certificate", &der, NULL);
+      if (der == NULL)
+        break;
+
+      g_ptr_array_add (chain, g_byte_array_free_to_bytes (der));
+      if (chain->len > PIN_TLS_MAX_CHAIN_LENGTH)
+        break;
+    }
+
+  return chain;
+}
+
 /* A view of @chain (GBytes) as the datum array GnuTLS takes; it borrows the
  * bytes, so @chain must outlive it. */
 gnutls_datum_t *
@@ -70,6 +93,8 @@ typedef struct
   PinTlsTrust parent;
   GTlsDatabase *database;
   GTlsInteraction *interaction;
+  gboolean flags_known;           /* the database has judged this chain */
+  GTlsCertificateFlags known_flags;
 } PinTlsDatabaseTrust;
 
 static GBytes *
@@ -125,6 +150,8 @@ database_trust_verify (PinTlsTrust *trust,
   g_autoptr(GError) error = NULL;
   GTlsCertificateFlags flags;
 
+  if (self->flags_known)
+    return self->known_flags;
   if (self->database == NULL)
     return G_TLS_CERTIFICATE_UNKNOWN_CA;
   if (server_name == NULL)
@@ -205,6 +232,22 @@ _pin_tls_trust_new_for_database (GTlsDatabase    *database,
   self->parent.destroy = database_trust_destroy;
   g_set_object (&self->database, database);
   g_set_object (&self->interaction, interaction);
+
+  return &self->parent;
+}
+
+/* Like _pin_tls_trust_new_for_database(), for a chain the database has
+ * already judged: its verdict is @flags, and it is only asked for issuers. */
+PinTlsTrust *
+_pin_tls_trust_new_for_database_result (GTlsDatabase        *database,
+                                        GTlsInteraction     *interaction,
+                                        GTlsCertificateFlags flags)
+{
+  PinTlsDatabaseTrust *self =
+    (PinTlsDatabaseTrust *) _pin_tls_trust_new_for_database (database, interaction);
+
+  self->flags_known = TRUE;
+  self->known_flags = flags;
 
   return &self->parent;
 }

@@ -167,8 +167,15 @@ pin_tls_policy_class_init (PinTlsPolicyClass *klass)
    * entry enforces them or only reports on them. Nothing is emitted for
    * hosts that no entry covers.
    *
-   * The signal is emitted on the thread that makes the decision, during
-   * the handshake. A handler must not block.
+   * For a [class@PinTls.ClientConnection], the signal is emitted during
+   * the handshake, on the thread that runs it or whose main context drives
+   * it. For a [class@PinTls.Database], and so for connections of the system
+   * TLS backend armed with [method@PinTls.Policy.arm_connection], it is
+   * emitted in the main context that was the thread-default one where the
+   * database was created (where the connection was armed): directly if the
+   * backend checks the certificate on that thread, which glib-networking
+   * usually does, otherwise from an idle source attached to that context,
+   * soon after the check. A handler must not block.
    *
    * A log line goes out too, in the `pintls` domain: at message level when
    * a report-only entry let a mismatch through and when expired pins fell
@@ -516,6 +523,20 @@ _pin_tls_rule_init_for_policy (PinTlsRule   *rule,
   return TRUE;
 }
 
+/* Makes reports that the rule's decisions make on another thread than
+ * @thread go to @context, from an idle source, instead of out on the
+ * deciding thread. */
+void
+_pin_tls_rule_set_report_context (PinTlsRule   *rule,
+                                  GMainContext *context,
+                                  GThread      *thread)
+{
+  g_clear_pointer (&rule->report_context, g_main_context_unref);
+  g_clear_pointer (&rule->report_thread, g_thread_unref);
+  rule->report_context = context != NULL ? g_main_context_ref (context) : NULL;
+  rule->report_thread = thread != NULL ? g_thread_ref (thread) : NULL;
+}
+
 void
 _pin_tls_rule_clear (PinTlsRule *rule)
 {
@@ -523,6 +544,8 @@ _pin_tls_rule_clear (PinTlsRule *rule)
   g_clear_object (&rule->policy);
   g_clear_pointer (&rule->pattern, g_free);
   g_clear_pointer (&rule->expires, g_date_time_unref);
+  g_clear_pointer (&rule->report_context, g_main_context_unref);
+  g_clear_pointer (&rule->report_thread, g_thread_unref);
 }
 
 /* Whether the pins, when they do not match, refuse the chain. */
@@ -622,6 +645,58 @@ log_decision (const PinTlsRule     *rule,
 /* The decision for one handshake under @rule: the pin verdict on the chain,
  * then what report-only entries and expiry make of it, and the report. A
  * certificate authority or host name failure always stands. */
+typedef struct
+{
+  PinTlsPolicy *policy;
+  PinTlsReport *report;
+} PendingReport;
+
+static void
+pending_report_free (gpointer data)
+{
+  PendingReport *pending = data;
+
+  g_object_unref (pending->policy);
+  g_object_unref (pending->report);
+  g_free (pending);
+}
+
+static gboolean
+deliver_report (gpointer data)
+{
+  PendingReport *pending = data;
+
+  g_signal_emit (pending->policy, signals[SIGNAL_REPORT], 0, pending->report);
+  return G_SOURCE_REMOVE;
+}
+
+/* Emits ::report on this thread, or, for a rule whose reports belong to
+ * another thread's main context, from an idle source there: the system
+ * TLS backend sometimes checks certificates on its handshake thread, where
+ * a JavaScript handler, for one, cannot run. */
+static void
+emit_report (const PinTlsRule *rule,
+             PinTlsReport     *report)
+{
+  g_autoptr(GSource) source = NULL;
+  PendingReport *pending;
+
+  if (rule->report_context == NULL || g_thread_self () == rule->report_thread)
+    {
+      g_signal_emit (rule->policy, signals[SIGNAL_REPORT], 0, report);
+      return;
+    }
+
+  pending = g_new0 (PendingReport, 1);
+  pending->policy = g_object_ref (rule->policy);
+  pending->report = g_object_ref (report);
+  source = g_idle_source_new ();
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_static_name (source, "[pintls] pin report");
+  g_source_set_callback (source, deliver_report, pending, pending_report_free);
+  g_source_attach (source, rule->report_context);
+}
+
 void
 _pin_tls_rule_decide (const PinTlsRule     *rule,
                       PinTlsDecision       *decision,
@@ -663,5 +738,5 @@ _pin_tls_rule_decide (const PinTlsRule     *rule,
     return;
 
   report = _pin_tls_report_new (rule, decision, host, port);
-  g_signal_emit (rule->policy, signals[SIGNAL_REPORT], 0, report);
+  emit_report (rule, report);
 }

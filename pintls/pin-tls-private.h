@@ -12,6 +12,7 @@
 
 #include "pin-tls-client-connection.h"
 #include "pin-tls-connect.h"
+#include "pin-tls-database.h"
 #include "pin-tls-error.h"
 #include "pin-tls-gnutls.h"
 #include "pin-tls-pin-set.h"
@@ -21,6 +22,9 @@
 G_BEGIN_DECLS
 
 #define PIN_TLS_DIGEST_SIZE 32
+
+/* Certificates pintls reads from a GTlsCertificate chain at most. */
+#define PIN_TLS_MAX_CHAIN_LENGTH 32
 
 /* What a pin's digest is taken over. */
 typedef enum
@@ -142,6 +146,8 @@ typedef struct
   char *pattern;            /* the entry's pattern; NULL without an entry */
   GDateTime *expires;       /* the entry's expiry, or NULL */
   gboolean quiet;           /* decide without reporting: a second look */
+  GMainContext *report_context; /* if set, reports made on a thread other */
+  GThread *report_thread;       /* than this one go to this context */
   guint8 digest[PIN_TLS_DIGEST_SIZE]; /* identifies all of the above */
 } PinTlsRule;
 
@@ -153,6 +159,9 @@ gboolean _pin_tls_rule_init_for_policy (PinTlsRule   *rule,
                                         const char   *host,
                                         GError      **error);
 void _pin_tls_rule_clear (PinTlsRule *rule);
+void _pin_tls_rule_set_report_context (PinTlsRule   *rule,
+                                       GMainContext *context,
+                                       GThread      *thread);
 gboolean _pin_tls_rule_checks_ca (const PinTlsRule *rule);
 void _pin_tls_rule_decide (const PinTlsRule     *rule,
                            PinTlsDecision       *decision,
@@ -214,6 +223,10 @@ GTlsCertificate *_pin_tls_certificate_new_from_path (GPtrArray *der_path,
                                                      GError   **error);
 PinTlsTrust *_pin_tls_trust_new_for_database (GTlsDatabase    *database,
                                               GTlsInteraction *interaction);
+PinTlsTrust *_pin_tls_trust_new_for_database_result (GTlsDatabase        *database,
+                                                     GTlsInteraction     *interaction,
+                                                     GTlsCertificateFlags flags);
+GPtrArray *_pin_tls_certificate_chain_der (GTlsCertificate *certificate);
 gnutls_datum_t *_pin_tls_datums_from_bytes (GPtrArray *chain);
 
 /* pin-tls-streams.c */

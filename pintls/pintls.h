@@ -13,6 +13,7 @@
 #include <pintls/pin-tls-gnutls.h>
 #include <pintls/pin-tls-client-connection.h>
 #include <pintls/pin-tls-connect.h>
+#include <pintls/pin-tls-database.h>
 #include <pintls/pin-tls-enum-types.h>
 
 #undef __PINTLS_H_INSIDE__

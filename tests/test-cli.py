@@ -22,6 +22,8 @@ import unittest
 from pathlib import Path
 from typing import Callable
 
+from nginx import Nginx, find_nginx
+
 SOURCE_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 DATA_DIR = Path(os.environ.get("PINTLS_DATA_DIR", SOURCE_DATA_DIR))
 CERTS = DATA_DIR / "certs"
@@ -175,25 +177,12 @@ class ToolTestCase(unittest.TestCase):
             "openssl")
 
     def nginx(self, chain: str, key: str, files: dict[str, bytes],
-              protocols: str = "TLSv1.2 TLSv1.3") -> Server:
-        nginx = find_program("nginx")
-        if not nginx:
+              protocols: str = "TLSv1.2 TLSv1.3") -> Nginx:
+        if not find_nginx():
             self.skipTest("nginx is not installed")
-        prefix = self.workdir / ("nginx-" + protocols.replace(" ", "-"))
-        (prefix / "www").mkdir(parents=True, exist_ok=True)
-        for name, contents in files.items():
-            (prefix / "www" / name).write_bytes(contents)
-        error_log = prefix / "error.log"
-
-        def make_argv(port: int) -> list[str]:
-            config = prefix / "nginx.conf"
-            config.write_text(NGINX_CONFIG.format(
-                prefix=prefix, port=port, chain=CERTS / chain, key=CERTS / key,
-                protocols=protocols,
-                user="user root;" if os.geteuid() == 0 else ""))
-            return [nginx, "-p", str(prefix), "-c", str(config), "-e", str(error_log)]
-
-        return self.start_server(make_argv, "nginx", output=error_log)
+        server = Nginx(self.workdir, CERTS / chain, CERTS / key, files, protocols).start()
+        self.addCleanup(server.stop)
+        return server
 
     def run_tool(self, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
         return subprocess.run([TOOL, *args], input=stdin, capture_output=True,
@@ -213,31 +202,6 @@ class ToolTestCase(unittest.TestCase):
         self.assertEqual(len(lines), 1, lines)
         self.assertTrue(lines[0].startswith("pintls: "), lines[0])
         return lines[0]
-
-
-NGINX_CONFIG = """
-daemon off;
-master_process off;
-{user}
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log info;
-events {{ worker_connections 16; }}
-http {{
-    access_log {prefix}/access.log;
-    client_body_temp_path {prefix}/tmp;
-    proxy_temp_path {prefix}/tmp;
-    fastcgi_temp_path {prefix}/tmp;
-    uwsgi_temp_path {prefix}/tmp;
-    scgi_temp_path {prefix}/tmp;
-    server {{
-        listen 127.0.0.1:{port} ssl;
-        ssl_protocols {protocols};
-        ssl_certificate {chain};
-        ssl_certificate_key {key};
-        root {prefix}/www;
-    }}
-}}
-"""
 
 
 class HelpTests(ToolTestCase):
@@ -463,7 +427,7 @@ class ConnectNginxTests(ToolTestCase):
     FILE = b"pintls test file\n" + bytes(range(256))
 
     @staticmethod
-    def access_log(server: Server) -> bytes:
+    def access_log(server: Nginx) -> bytes:
         """The requests nginx served, once it has logged them."""
         path = server.output_path.parent / "access.log"
         return path.read_bytes() if path.exists() else b""

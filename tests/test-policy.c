@@ -1592,6 +1592,252 @@ test_lint_chain (void)
   g_assert_true (findings_mention (unpinned, "refuses hosts without one"));
 }
 
+/* The database -------------------------------------------------------------- */
+
+static GTlsCertificate *
+certificate_chain (const char *file)
+{
+  g_autofree char *path = test_data_path (file);
+  g_autoptr(GError) error = NULL;
+  GTlsCertificate *certificate = g_tls_certificate_new_from_file (path, &error);
+
+  g_assert_no_error (error);
+  return certificate;
+}
+
+static GTlsDatabase *
+root_a_database (void)
+{
+  g_autofree char *path = test_data_path ("rootA.pem");
+  g_autoptr(GError) error = NULL;
+  GTlsDatabase *database = g_tls_file_database_new (path, &error);
+
+  g_assert_no_error (error);
+  return database;
+}
+
+static GTlsCertificateFlags
+database_verify (GTlsDatabase *database,
+                 const char   *chain_file,
+                 const char   *purpose,
+                 const char   *host,
+                 GError      **error)
+{
+  g_autoptr(GTlsCertificate) chain = certificate_chain (chain_file);
+  g_autoptr(GSocketConnectable) identity = NULL;
+
+  if (host != NULL)
+    identity = g_network_address_new (host, 443);
+
+  return g_tls_database_verify_chain (database, chain, purpose, identity, NULL,
+                                      G_TLS_DATABASE_VERIFY_NONE, NULL, error);
+}
+
+#define SERVER G_TLS_DATABASE_PURPOSE_AUTHENTICATE_SERVER
+
+static void
+test_database_verify (DecideFixture *fixture,
+                      gconstpointer  data)
+{
+  g_autoptr(GTlsDatabase) trust = root_a_database ();
+  g_autoptr(PinTlsDatabase) database = pin_tls_database_new (fixture->policy, trust);
+  GTlsDatabase *db = G_TLS_DATABASE (database);
+  g_autoptr(PinTlsPinSet) self_pins = PINS ("self.pem", "leaf3.pem");
+  g_autoptr(PinTlsPolicyEntry) self_entry = entry_new ("self.test", self_pins);
+
+  add_pattern (fixture->policy, "host.test", FALSE, PINS ("leaf1.pem", "leaf3.pem"));
+  pin_tls_policy_entry_set_mode (self_entry, PIN_TLS_MODE_PIN_ONLY);
+  add_entry (fixture->policy, self_entry);
+
+  g_assert_true (pin_tls_database_get_policy (database) == fixture->policy);
+  g_assert_true (pin_tls_database_get_trust (database) == trust);
+
+  /* The pins and the trust database, both. */
+  g_assert_cmpint (database_verify (db, "leaf1-chain.pem", SERVER, "host.test", NULL), ==, 0);
+  g_assert_cmpint (database_verify (db, "leaf2-chain.pem", SERVER, "host.test", NULL), ==,
+                   G_TLS_CERTIFICATE_GENERIC_ERROR);
+  g_assert_cmpint (database_verify (db, "leafB-chain.pem", SERVER, "host.test", NULL) &
+                   G_TLS_CERTIFICATE_UNKNOWN_CA, !=, 0);
+  g_assert_cmpint (database_verify (db, "other-chain.pem", SERVER, "host.test", NULL) &
+                   G_TLS_CERTIFICATE_BAD_IDENTITY, !=, 0);
+
+  /* Pins alone decide for a pin-only entry: neither CA nor name count. */
+  g_assert_cmpint (database_verify (db, "self.pem", SERVER, "self.test", NULL), ==, 0);
+  g_assert_cmpint (database_verify (db, "leaf1-chain.pem", SERVER, "self.test", NULL), ==,
+                   G_TLS_CERTIFICATE_GENERIC_ERROR);
+
+  /* No identity, an invalid one, a host without an entry: refused. */
+  g_assert_cmpint (database_verify (db, "leaf1-chain.pem", SERVER, NULL, NULL) &
+                   G_TLS_CERTIFICATE_GENERIC_ERROR, !=, 0);
+  g_assert_cmpint (database_verify (db, "leaf1-chain.pem", SERVER, "host..test", NULL) &
+                   G_TLS_CERTIFICATE_GENERIC_ERROR, !=, 0);
+  g_assert_cmpint (database_verify (db, "leaf1-chain.pem", SERVER, "localhost", NULL), ==,
+                   G_TLS_CERTIFICATE_GENERIC_ERROR);
+
+  /* Client certificates are not pinned: the trust database decides. */
+  g_assert_cmpint (database_verify (db, "leaf2-chain.pem",
+                                    G_TLS_DATABASE_PURPOSE_AUTHENTICATE_CLIENT, NULL, NULL),
+                   ==, database_verify (trust, "leaf2-chain.pem",
+                                        G_TLS_DATABASE_PURPOSE_AUTHENTICATE_CLIENT, NULL,
+                                        NULL));
+
+  g_assert_cmpuint (fixture->reports->len, ==, 6);
+}
+
+static void
+test_database_without_trust (DecideFixture *fixture,
+                             gconstpointer  data)
+{
+  g_autoptr(PinTlsDatabase) database = pin_tls_database_new (fixture->policy, NULL);
+  GTlsDatabase *db = G_TLS_DATABASE (database);
+  g_autoptr(PinTlsPinSet) self_pins = PINS ("self.pem", "leaf3.pem");
+  g_autoptr(PinTlsPolicyEntry) self_entry = entry_new ("self.test", self_pins);
+
+  add_pattern (fixture->policy, "host.test", FALSE, PINS ("leaf1.pem", "leaf3.pem"));
+  pin_tls_policy_entry_set_mode (self_entry, PIN_TLS_MODE_PIN_ONLY);
+  add_entry (fixture->policy, self_entry);
+
+  g_assert_null (pin_tls_database_get_trust (database));
+  g_assert_cmpint (database_verify (db, "leaf1-chain.pem", SERVER, "host.test", NULL) &
+                   G_TLS_CERTIFICATE_UNKNOWN_CA, !=, 0);
+  g_assert_cmpint (database_verify (db, "self.pem", SERVER, "self.test", NULL), ==, 0);
+}
+
+static void
+test_database_cancelled (DecideFixture *fixture,
+                         gconstpointer  data)
+{
+  g_autoptr(GTlsDatabase) trust = root_a_database ();
+  g_autoptr(PinTlsDatabase) database = pin_tls_database_new (fixture->policy, trust);
+  g_autoptr(GTlsCertificate) chain = certificate_chain ("leaf1-chain.pem");
+  g_autoptr(GSocketConnectable) identity = g_network_address_new ("host.test", 443);
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GError) error = NULL;
+  GTlsCertificateFlags flags;
+
+  add_pattern (fixture->policy, "host.test", FALSE, PINS ("leaf1.pem", "leaf3.pem"));
+  g_cancellable_cancel (cancellable);
+  flags = g_tls_database_verify_chain (G_TLS_DATABASE (database), chain, SERVER, identity,
+                                       NULL, G_TLS_DATABASE_VERIFY_NONE, cancellable,
+                                       &error);
+
+  /* A failed verification has flags, as GIO's callers count on. */
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_cmpint (flags & G_TLS_CERTIFICATE_GENERIC_ERROR, !=, 0);
+}
+
+typedef struct
+{
+  GTlsDatabase *database;
+  GPtrArray *reports;
+  guint reports_seen;
+} VerifyThread;
+
+static gpointer
+verify_thread (gpointer data)
+{
+  VerifyThread *thread = data;
+
+  g_assert_cmpint (database_verify (thread->database, "leaf2-chain.pem", SERVER,
+                                    "host.test", NULL), ==,
+                   G_TLS_CERTIFICATE_GENERIC_ERROR);
+  thread->reports_seen = thread->reports->len;
+  return NULL;
+}
+
+static void
+thread_report_cb (PinTlsPolicy *policy,
+                  PinTlsReport *report,
+                  GThread     **thread)
+{
+  *thread = g_thread_self ();
+}
+
+/* A check made on another thread than the one that created the database,
+ * as glib-networking sometimes makes on its handshake thread, reports in
+ * the creator's main context, never on the checking thread. */
+static void
+test_database_reports_on_its_thread (DecideFixture *fixture,
+                                     gconstpointer  data)
+{
+  g_autoptr(GTlsDatabase) trust = root_a_database ();
+  g_autoptr(PinTlsDatabase) database = pin_tls_database_new (fixture->policy, trust);
+  VerifyThread verify = { G_TLS_DATABASE (database), fixture->reports, 0 };
+  GThread *report_thread = NULL;
+  GThread *thread;
+
+  add_pattern (fixture->policy, "host.test", FALSE, PINS ("leaf1.pem", "leaf3.pem"));
+  g_signal_connect (fixture->policy, "report", G_CALLBACK (thread_report_cb),
+                    &report_thread);
+
+  thread = g_thread_new ("verify", verify_thread, &verify);
+  g_thread_join (thread);
+  g_assert_cmpuint (verify.reports_seen, ==, 0);
+  g_assert_cmpuint (fixture->reports->len, ==, 0);
+
+  while (fixture->reports->len == 0)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_true (report_thread == g_thread_self ());
+  g_assert_cmpint (pin_tls_report_get_verdict (fixture->reports->pdata[0]), ==,
+                   PIN_TLS_VERDICT_PIN_MISMATCH);
+
+  /* On the creator's thread, the report goes out at once. */
+  g_assert_cmpint (database_verify (G_TLS_DATABASE (database), "leaf1-chain.pem", SERVER,
+                                    "host.test", NULL), ==, 0);
+  g_assert_cmpuint (fixture->reports->len, ==, 2);
+  g_assert_false (g_main_context_pending (NULL));
+  g_signal_handlers_disconnect_by_data (fixture->policy, &report_thread);
+}
+
+/* Arming needs no network: what it does to a connection shows at once. */
+static void
+test_arm_connection (DecideFixture *fixture,
+                     gconstpointer  data)
+{
+  g_autoptr(GInputStream) input = g_memory_input_stream_new ();
+  g_autoptr(GOutputStream) output = g_memory_output_stream_new_resizable ();
+  g_autoptr(GIOStream) base = g_simple_io_stream_new (input, output);
+  g_autoptr(GSocketConnectable) identity = g_network_address_new ("host.test", 443);
+  g_autoptr(GTlsDatabase) trust = root_a_database ();
+  g_autoptr(GIOStream) connection = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GError) again = NULL;
+  GTlsDatabase *database;
+
+  connection = g_tls_client_connection_new (base, identity, &error);
+  if (connection == NULL)
+    {
+      g_test_skip_printf ("no TLS backend: %s", error->message);
+      return;
+    }
+
+  add_pattern (fixture->policy, "host.test", FALSE, PINS ("leaf1.pem", "leaf3.pem"));
+  g_tls_connection_set_database (G_TLS_CONNECTION (connection), trust);
+  pin_tls_policy_handle_network_event (fixture->policy, G_SOCKET_CLIENT_RESOLVING,
+                                       connection);
+  g_assert_true (g_tls_connection_get_database (G_TLS_CONNECTION (connection)) == trust);
+
+  pin_tls_policy_handle_network_event (fixture->policy, G_SOCKET_CLIENT_TLS_HANDSHAKING,
+                                       connection);
+  database = g_tls_connection_get_database (G_TLS_CONNECTION (connection));
+  g_assert_true (PIN_TLS_IS_DATABASE (database));
+  g_assert_true (pin_tls_database_get_trust (PIN_TLS_DATABASE (database)) == trust);
+  g_assert_true (pin_tls_database_get_policy (PIN_TLS_DATABASE (database)) == fixture->policy);
+
+  /* Arming again changes nothing. */
+  pin_tls_policy_arm_connection (fixture->policy, G_TLS_CONNECTION (connection));
+  g_assert_true (g_tls_connection_get_database (G_TLS_CONNECTION (connection)) == database);
+
+  /* Without a handshake, there is nothing the pins could accept, and the
+   * check says so every time. */
+  g_assert_false (pin_tls_policy_check_connection (fixture->policy,
+                                                   G_TLS_CONNECTION (connection), &error));
+  g_assert_error (error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE);
+  g_assert_false (pin_tls_policy_check_connection (fixture->policy,
+                                                   G_TLS_CONNECTION (connection), &again));
+  g_assert_error (again, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1666,6 +1912,13 @@ main (int   argc,
     g_test_add_data_func (overlap_cases[i].path, &overlap_cases[i],
                           test_lint_overlap);
   g_test_add_func ("/pintls/policy/lint/chain", test_lint_chain);
+
+  ADD_DECIDE ("/pintls/policy/database/verify", NULL, test_database_verify);
+  ADD_DECIDE ("/pintls/policy/database/without-trust", NULL, test_database_without_trust);
+  ADD_DECIDE ("/pintls/policy/database/cancelled", NULL, test_database_cancelled);
+  ADD_DECIDE ("/pintls/policy/database/reports-on-its-thread", NULL,
+              test_database_reports_on_its_thread);
+  ADD_DECIDE ("/pintls/policy/database/arm-connection", NULL, test_arm_connection);
 
   return g_test_run ();
 }

@@ -185,6 +185,7 @@ struct _TestServer
   char *renegotiate_chain;
   char *renegotiate_key;
   char *request_certificate;
+  char *http_body;
 
   gnutls_certificate_credentials_t certificate_credentials;
   gnutls_certificate_credentials_t renegotiate_credentials;
@@ -206,6 +207,7 @@ struct _TestServer
   guint n_finished;
   guint n_reported;
   guint n_handshakes;
+  gsize received_total;
   TestServerReport report; /* of the connection that finished last */
 };
 
@@ -455,6 +457,41 @@ report_session (gnutls_session_t  session,
   report->tls_exporter = channel_binding (session, GNUTLS_CB_TLS_EXPORTER);
 }
 
+/* Reads one HTTP request, whatever it asks for, and answers it with the
+ * server's body. */
+static void
+serve_http (TestServer       *server,
+            gnutls_session_t  session,
+            TestServerReport *report)
+{
+  g_autofree char *response = NULL;
+  guint8 buffer[4096];
+
+  while (report->received->len < 4
+         || g_strstr_len ((const char *) report->received->data, report->received->len,
+                          "\r\n\r\n") == NULL)
+    {
+      ssize_t n = gnutls_record_recv (session, buffer, sizeof buffer);
+
+      if (n == GNUTLS_E_FATAL_ALERT_RECEIVED)
+        report->alert = gnutls_alert_get (session);
+      if (n == 0 || (n < 0 && gnutls_error_is_fatal (n)))
+        return;
+      if (n > 0)
+        g_byte_array_append (report->received, buffer, n);
+    }
+
+  response = g_strdup_printf ("HTTP/1.1 200 OK\r\n"
+                              "Content-Type: text/plain\r\n"
+                              "Content-Length: %zu\r\n"
+                              "Connection: close\r\n"
+                              "\r\n"
+                              "%s",
+                              strlen (server->http_body), server->http_body);
+  send_all (session, (const guint8 *) response, strlen (response));
+  gnutls_bye (session, GNUTLS_SHUT_WR);
+}
+
 static void
 serve_connection (TestServer       *server,
                   int               fd,
@@ -474,6 +511,13 @@ serve_connection (TestServer       *server,
       g_mutex_lock (&server->lock);
       server->n_handshakes++;
       g_mutex_unlock (&server->lock);
+    }
+
+  if (ret == 0 && server->http_body != NULL)
+    {
+      serve_http (server, session, report);
+      gnutls_deinit (session);
+      return;
     }
 
   if (ret == 0 && server->greeting != NULL)
@@ -561,6 +605,7 @@ serve_client (TestServer *server,
   close (fd);
   report_clear (&server->report);
   server->report = report;
+  server->received_total += report.received->len;
   server->n_finished++;
   g_cond_broadcast (&server->cond);
   g_mutex_unlock (&server->lock);
@@ -699,6 +744,7 @@ test_server_new (const TestServerOptions *options)
   server->no_close_notify = options->no_close_notify;
   server->alpn = g_strdup (options->alpn);
   server->no_tls = options->no_tls;
+  server->http_body = g_strdup (options->http_body);
   server->session_cache = options->session_cache;
   server->concurrent = options->concurrent;
   server->renegotiate = options->renegotiate;
@@ -846,6 +892,18 @@ test_server_get_server_name (TestServer *server)
   return name;
 }
 
+gsize
+test_server_get_received_total (TestServer *server)
+{
+  gsize total;
+
+  g_mutex_lock (&server->lock);
+  total = server->received_total;
+  g_mutex_unlock (&server->lock);
+
+  return total;
+}
+
 gboolean
 test_server_was_resumed (TestServer *server)
 {
@@ -935,6 +993,7 @@ test_server_free (TestServer *server)
   g_free (server->priority_string);
   g_free (server->greeting);
   g_free (server->alpn);
+  g_free (server->http_body);
   g_free (server->renegotiate_chain);
   g_free (server->renegotiate_key);
   g_free (server->request_certificate);
@@ -1086,4 +1145,359 @@ test_process_server_free (TestProcessServer *server)
   g_spawn_close_pid (server->pid);
   g_free (server->address);
   g_free (server);
+}
+
+/* The proxy -------------------------------------------------------------- */
+
+struct _TestProxy
+{
+  guint16 target_port;
+  int listen_fd;
+  int stop_pipe[2];
+  char *uri;
+  GThread *thread;
+
+  GMutex lock;
+  guint connects;
+  char *last_target;
+  GPtrArray *relays;     /* GThread, joined when the proxy goes */
+};
+
+typedef struct
+{
+  TestProxy *proxy;
+  int client_fd;
+} Relay;
+
+static int
+connect_to_loopback (guint16 port)
+{
+  struct sockaddr_in address = { 0 };
+  int fd = socket (AF_INET, SOCK_STREAM, 0);
+
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  address.sin_port = htons (port);
+  if (fd >= 0 && connect (fd, (struct sockaddr *) &address, sizeof address) < 0)
+    {
+      close (fd);
+      return -1;
+    }
+
+  return fd;
+}
+
+/* Reads the request head, up to its empty line, one byte at a time so
+ * that nothing of the tunnelled stream is read with it. */
+static char *
+read_request_head (int fd)
+{
+  GString *head = g_string_new (NULL);
+  struct pollfd client = { fd, POLLIN, 0 };
+  char c;
+
+  while (!g_str_has_suffix (head->str, "\r\n\r\n") && head->len < 8192
+         && poll (&client, 1, TIMEOUT_MS) > 0 && read (fd, &c, 1) == 1)
+    g_string_append_c (head, c);
+
+  return g_string_free (head, FALSE);
+}
+
+/* Copies bytes both ways until both sides have closed, passing on each
+ * side's end as a half-close, or until the relay stalls. */
+static void
+relay_bytes (int a,
+             int b)
+{
+  struct pollfd fds[2] = { { a, POLLIN, 0 }, { b, POLLIN, 0 } };
+  char buffer[16384];
+
+  while ((fds[0].fd >= 0 || fds[1].fd >= 0) && poll (fds, 2, TIMEOUT_MS) > 0)
+    {
+      guint i;
+
+      for (i = 0; i < 2; i++)
+        {
+          int other = i == 0 ? b : a;
+          ssize_t n;
+
+          if (fds[i].fd < 0 || fds[i].revents == 0)
+            continue;
+
+          n = read (fds[i].fd, buffer, sizeof buffer);
+          if (n > 0 && write (other, buffer, n) == n)
+            continue;
+
+          shutdown (other, SHUT_WR);
+          fds[i].fd = -1;
+        }
+    }
+}
+
+static gpointer
+relay_thread (gpointer data)
+{
+  Relay *relay = data;
+  TestProxy *proxy = relay->proxy;
+  g_autofree char *head = read_request_head (relay->client_fd);
+  g_auto(GStrv) words = g_strsplit (head, " ", 3);
+  static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+  static const char refused[] = "HTTP/1.1 405 Method Not Allowed\r\n\r\n";
+  int target_fd = -1;
+
+  if (g_strv_length (words) == 3 && g_str_equal (words[0], "CONNECT"))
+    target_fd = connect_to_loopback (proxy->target_port);
+
+  if (target_fd < 0)
+    {
+      if (write (relay->client_fd, refused, strlen (refused)) < 0)
+        g_debug ("The proxy could not refuse a request");
+    }
+  else if (write (relay->client_fd, established, strlen (established)) > 0)
+    {
+      g_mutex_lock (&proxy->lock);
+      proxy->connects++;
+      g_free (proxy->last_target);
+      proxy->last_target = g_strdup (words[1]);
+      g_mutex_unlock (&proxy->lock);
+
+      relay_bytes (relay->client_fd, target_fd);
+    }
+
+  if (target_fd >= 0)
+    close (target_fd);
+  close (relay->client_fd);
+  g_free (relay);
+
+  return NULL;
+}
+
+static gpointer
+proxy_thread (gpointer data)
+{
+  TestProxy *proxy = data;
+  struct pollfd fds[2] = {
+    { proxy->listen_fd, POLLIN, 0 },
+    { proxy->stop_pipe[0], POLLIN, 0 },
+  };
+
+  while (poll (fds, G_N_ELEMENTS (fds), -1) >= 0 && fds[1].revents == 0)
+    {
+      Relay *relay;
+      int fd = accept (proxy->listen_fd, NULL, NULL);
+
+      if (fd < 0)
+        continue;
+
+      set_send_timeout (fd);
+      relay = g_new0 (Relay, 1);
+      relay->proxy = proxy;
+      relay->client_fd = fd;
+      g_mutex_lock (&proxy->lock);
+      g_ptr_array_add (proxy->relays, g_thread_new ("test-proxy-relay", relay_thread,
+                                                    relay));
+      g_mutex_unlock (&proxy->lock);
+    }
+
+  return NULL;
+}
+
+TestProxy *
+test_proxy_new (guint16 target_port)
+{
+  TestProxy *proxy = g_new0 (TestProxy, 1);
+  struct sockaddr_in address = { 0 };
+  socklen_t length = sizeof address;
+
+  proxy->target_port = target_port;
+  proxy->relays = g_ptr_array_new ();
+  g_mutex_init (&proxy->lock);
+  g_assert_cmpint (pipe (proxy->stop_pipe), ==, 0);
+
+  proxy->listen_fd = socket (AF_INET, SOCK_STREAM, 0);
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  g_assert_cmpint (bind (proxy->listen_fd, (struct sockaddr *) &address, sizeof address),
+                   ==, 0);
+  g_assert_cmpint (listen (proxy->listen_fd, 8), ==, 0);
+  g_assert_cmpint (getsockname (proxy->listen_fd, (struct sockaddr *) &address, &length),
+                   ==, 0);
+  proxy->uri = g_strdup_printf ("http://127.0.0.1:%u", ntohs (address.sin_port));
+
+  proxy->thread = g_thread_new ("test-proxy", proxy_thread, proxy);
+
+  return proxy;
+}
+
+const char *
+test_proxy_get_uri (TestProxy *proxy)
+{
+  return proxy->uri;
+}
+
+guint
+test_proxy_get_connects (TestProxy *proxy)
+{
+  guint connects;
+
+  g_mutex_lock (&proxy->lock);
+  connects = proxy->connects;
+  g_mutex_unlock (&proxy->lock);
+
+  return connects;
+}
+
+char *
+test_proxy_get_last_target (TestProxy *proxy)
+{
+  char *target;
+
+  g_mutex_lock (&proxy->lock);
+  target = g_strdup (proxy->last_target);
+  g_mutex_unlock (&proxy->lock);
+
+  return target;
+}
+
+/* Stops accepting, then waits for the relays, which end when their
+ * connections do (or time out). */
+void
+test_proxy_free (TestProxy *proxy)
+{
+  guint i;
+
+  g_assert_cmpint (write (proxy->stop_pipe[1], "", 1), ==, 1);
+  g_thread_join (proxy->thread);
+  for (i = 0; i < proxy->relays->len; i++)
+    g_thread_join (proxy->relays->pdata[i]);
+
+  close (proxy->listen_fd);
+  close (proxy->stop_pipe[0]);
+  close (proxy->stop_pipe[1]);
+  g_ptr_array_unref (proxy->relays);
+  g_mutex_clear (&proxy->lock);
+  g_free (proxy->last_target);
+  g_free (proxy->uri);
+  g_free (proxy);
+}
+
+/* The resolver ----------------------------------------------------------- */
+
+typedef struct
+{
+  GResolver parent_instance;
+} TestResolver;
+
+typedef struct
+{
+  GResolverClass parent_class;
+} TestResolverClass;
+
+static GType test_resolver_get_type (void);
+
+G_DEFINE_TYPE (TestResolver, test_resolver, G_TYPE_RESOLVER)
+
+static gboolean
+is_test_name (const char *name)
+{
+  g_autofree char *lower = g_ascii_strdown (name, -1);
+
+  while (g_str_has_suffix (lower, "."))
+    lower[strlen (lower) - 1] = '\0';
+
+  return g_str_has_suffix (lower, ".test");
+}
+
+static GList *
+test_resolver_lookup (GResolver               *resolver,
+                      const char              *name,
+                      GResolverNameLookupFlags flags,
+                      GCancellable            *cancellable,
+                      GError                 **error)
+{
+  if (!is_test_name (name) || (flags & G_RESOLVER_NAME_LOOKUP_FLAGS_IPV6_ONLY))
+    {
+      g_set_error (error, G_RESOLVER_ERROR, G_RESOLVER_ERROR_NOT_FOUND,
+                   "The test resolver knows no address of “%s”", name);
+      return NULL;
+    }
+
+  return g_list_prepend (NULL, g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4));
+}
+
+static GList *
+test_resolver_lookup_by_name (GResolver    *resolver,
+                              const char   *name,
+                              GCancellable *cancellable,
+                              GError      **error)
+{
+  return test_resolver_lookup (resolver, name, G_RESOLVER_NAME_LOOKUP_FLAGS_DEFAULT,
+                               cancellable, error);
+}
+
+static void
+test_resolver_lookup_async (GResolver               *resolver,
+                            const char              *name,
+                            GResolverNameLookupFlags flags,
+                            GCancellable            *cancellable,
+                            GAsyncReadyCallback      callback,
+                            gpointer                 user_data)
+{
+  g_autoptr(GTask) task = g_task_new (resolver, cancellable, callback, user_data);
+  GError *error = NULL;
+  GList *addresses;
+
+  g_task_set_source_tag (task, test_resolver_lookup_async);
+  addresses = test_resolver_lookup (resolver, name, flags, cancellable, &error);
+  if (addresses == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, addresses, (GDestroyNotify) g_resolver_free_addresses);
+}
+
+static void
+test_resolver_lookup_by_name_async (GResolver          *resolver,
+                                    const char         *name,
+                                    GCancellable       *cancellable,
+                                    GAsyncReadyCallback callback,
+                                    gpointer            user_data)
+{
+  test_resolver_lookup_async (resolver, name, G_RESOLVER_NAME_LOOKUP_FLAGS_DEFAULT,
+                              cancellable, callback, user_data);
+}
+
+static GList *
+test_resolver_lookup_finish (GResolver    *resolver,
+                             GAsyncResult *result,
+                             GError      **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, resolver), NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+static void
+test_resolver_class_init (TestResolverClass *klass)
+{
+  GResolverClass *resolver_class = G_RESOLVER_CLASS (klass);
+
+  resolver_class->lookup_by_name = test_resolver_lookup_by_name;
+  resolver_class->lookup_by_name_async = test_resolver_lookup_by_name_async;
+  resolver_class->lookup_by_name_finish = test_resolver_lookup_finish;
+  resolver_class->lookup_by_name_with_flags = test_resolver_lookup;
+  resolver_class->lookup_by_name_with_flags_async = test_resolver_lookup_async;
+  resolver_class->lookup_by_name_with_flags_finish = test_resolver_lookup_finish;
+}
+
+static void
+test_resolver_init (TestResolver *self)
+{
+}
+
+void
+test_resolve_test_names (void)
+{
+  g_autoptr(GResolver) resolver = g_object_new (test_resolver_get_type (), NULL);
+
+  g_resolver_set_default (resolver);
 }

@@ -70,6 +70,9 @@ typedef struct
   const char *request_certificate; /* PEM file in data/certs: ask for a
                                     * client certificate from these
                                     * authorities, without requiring one */
+  const char *http_body; /* after the handshake, read one HTTP request and
+                          * answer it with this body, then close: an HTTPS
+                          * server, instead of echoing */
 } TestServerOptions;
 
 typedef struct _TestServer TestServer;
@@ -116,6 +119,9 @@ gboolean test_server_got_client_hello (TestServer *server);
  * it sent none. */
 char *test_server_get_server_name (TestServer *server);
 
+/* The application bytes the server has received over all connections. */
+gsize test_server_get_received_total (TestServer *server);
+
 /* Whether the server resumed a session in the last connection. */
 gboolean test_server_was_resumed (TestServer *server);
 
@@ -148,5 +154,31 @@ const char *test_process_server_get_address (TestProcessServer *server);
 void test_process_server_free (TestProcessServer *server);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TestProcessServer, test_process_server_free)
+
+/* Makes the default GResolver resolve every name in the "test" top-level
+ * domain ("host.test", "xn--bcher-kva.test", with or without a trailing
+ * dot) to 127.0.0.1, and nothing else, so that programs that connect by
+ * name (libsoup, GSocketClient) reach the test servers without DNS. */
+void test_resolve_test_names (void);
+
+/* An HTTP proxy on 127.0.0.1 that answers every CONNECT request by relaying
+ * the connection to 127.0.0.1:@target_port, whatever it asks for, and
+ * refuses anything else. Each connection gets a thread of its own. */
+typedef struct _TestProxy TestProxy;
+
+TestProxy *test_proxy_new (guint16 target_port);
+
+/* "http://127.0.0.1:PORT" */
+const char *test_proxy_get_uri (TestProxy *proxy);
+
+/* How many CONNECT requests the proxy has relayed so far. */
+guint test_proxy_get_connects (TestProxy *proxy);
+
+/* The target ("host:port") of the last CONNECT request, or NULL. */
+char *test_proxy_get_last_target (TestProxy *proxy);
+
+void test_proxy_free (TestProxy *proxy);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TestProxy, test_proxy_free)
 
 G_END_DECLS
