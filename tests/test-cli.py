@@ -209,7 +209,7 @@ class HelpTests(ToolTestCase):
         result = self.run_tool("--help")
         self.assertExitStatus(result, OK)
         text = result.stdout.decode()
-        for command in ("pins", "connect"):
+        for command in ("pins", "lint", "connect"):
             self.assertRegex(text, rf"(?m)^\s+{command}\s")
         for status in range(5):
             self.assertRegex(text, rf"(?m)^\s+{status}\s+\S")
@@ -791,6 +791,147 @@ class HostileSubjectTests(ToolTestCase):
         result = self.connect(server, "--pin", pin("leaf1.pem"))
         self.assertExitStatus(result, MISMATCH)
         self.assertEscaped(result.stderr)
+
+
+class LintTests(ToolTestCase):
+    """pintls lint: the mistakes in a policy that break clients later."""
+
+    def policy(self, text: str) -> Path:
+        path = self.workdir / "policy.ini"
+        path.write_text(text)
+        return path
+
+    def lint(self, text: str, *args: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+        path = self.policy(text)
+        result = self.run_tool("lint", str(path), *args)
+        lines = result.stdout.decode().splitlines()
+        for line in lines:
+            self.assertTrue(line.startswith(f"{path}: "), line)
+        return result, [line.removeprefix(f"{path}: ") for line in lines]
+
+    def test_single_pin_is_flagged(self):
+        result, findings = self.lint(f"[host.test]\npins={pin('leaf1.pem')}\n")
+        self.assertExitStatus(result, OK)
+        self.assertEqual(len(findings), 1)
+        self.assertTrue(findings[0].startswith("warning: [host.test]: only one pin"))
+
+        result, findings = self.lint(f"[host.test]\npins={pin('leaf1.pem')}\n", "--strict")
+        self.assertExitStatus(result, USAGE)
+        self.assertTrue(findings[0].startswith("error: [host.test]: only one pin"))
+
+    def test_good_policy_is_quiet(self):
+        result, findings = self.lint(
+            f"[host.test]\npins={pin('leaf1.pem')};{pin('leaf3.pem')}\n", "--strict")
+        self.assertExitStatus(result, OK)
+        self.assertEqual(findings, [])
+
+    def test_expired_and_duplicate_pins(self):
+        result, findings = self.lint(
+            f"[old.test]\npins={pin('leaf1.pem')};{pin('leaf3.pem')}\nexpires=2001-01-01\n"
+            f"[twice.test]\npins={pin('leaf1.pem')};{pin('leaf3.pem')};"
+            f"pin-sha256:{pin('leaf1.pem').removeprefix('sha256/')}\n")
+        self.assertExitStatus(result, OK)
+        self.assertEqual(len(findings), 2, findings)
+        self.assertIn("[old.test]: its pins expired on 2001-01-01", findings[0])
+        self.assertIn("[twice.test]: 1 pin(s) given more than once", findings[1])
+
+    def test_overlap(self):
+        result, findings = self.lint(
+            f"[example.test]\ninclude-subdomains=true\n"
+            f"pins={pin('leaf1.pem')};{pin('leaf3.pem')}\n"
+            f"[api.example.test]\npins={pin('leaf2.pem')};{pin('leaf3.pem')}\n")
+        self.assertExitStatus(result, OK)
+        self.assertEqual(len(findings), 1, findings)
+        self.assertIn("[api.example.test] and [example.test]", findings[0])
+
+    def test_invalid_policy(self):
+        result, findings = self.lint(f"[host.test]\npins={pin('leaf1.pem')}\nmode=strict\n")
+        self.assertExitStatus(result, USAGE)
+        self.assertEqual(findings, [])
+        self.assertIn("policy.ini: [host.test] mode: ", self.assertOneErrorLine(result))
+
+    def test_missing_policy(self):
+        result = self.run_tool("lint", str(self.workdir / "missing.ini"))
+        self.assertExitStatus(result, USAGE)
+        self.assertOneErrorLine(result)
+
+    def test_example_policy(self):
+        result = self.run_tool("lint", str(DATA_DIR / "policy.example.ini"))
+        self.assertExitStatus(result, OK)
+        self.assertEqual(len(result.stdout.decode().splitlines()), 1)
+
+    def test_against_the_server(self):
+        server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key")
+        cases = {
+            # a backup pin that is not deployed: nothing to say
+            (pin("leaf1.pem"), pin("leaf3.pem")): None,
+            # every pin deployed: no backup
+            (pin("leaf1.pem"), pin("intA.pem")): "every one of its pins matches",
+            # nothing deployed: the policy would refuse the server
+            (pin("leaf2.pem"), pin("leaf3.pem")): "none of its pins matches",
+        }
+        for pins, finding in cases.items():
+            with self.subTest(pins=pins):
+                result, findings = self.lint(f"[host.test]\npins={';'.join(pins)}\n",
+                                             "--server", server.address,
+                                             "--server-name", "Host.Test")
+                self.assertExitStatus(result, OK)
+                if finding is None:
+                    self.assertEqual(findings, [])
+                else:
+                    self.assertEqual(len(findings), 1, findings)
+                    self.assertIn(finding, findings[0])
+
+    def test_server_without_entry(self):
+        server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key")
+        result, findings = self.lint(
+            f"[host.test]\npins={pin('leaf1.pem')};{pin('leaf3.pem')}\n",
+            "--server", server.address)
+        self.assertExitStatus(result, OK)
+        self.assertEqual(len(findings), 1, findings)
+        self.assertIn("127.0.0.1", findings[0])
+        self.assertIn("refuses hosts without one", findings[0])
+
+    def test_unreachable_server(self):
+        path = self.policy(f"[host.test]\npins={pin('leaf1.pem')};{pin('leaf3.pem')}\n")
+        result = self.run_tool("lint", str(path), "--server", f"127.0.0.1:{free_port()}")
+        self.assertExitStatus(result, FAILED)
+        self.assertOneErrorLine(result)
+
+
+class PolicyEntryTests(ToolTestCase):
+    """pintls pins --server --policy-entry prints an entry ready to paste."""
+
+    def test_entry_loads_and_pins_the_path(self):
+        server = self.openssl_server("leaf1.pem", "leaf1.key", "intA.pem", "intB.pem")
+        result = self.run_tool("pins", "--server", server.address, "--server-name",
+                               "HOST.test.", "--policy-entry")
+        self.assertExitStatus(result, OK)
+        text = result.stdout.decode()
+        self.assertIn("\n[host.test]\n", text)
+        pins_line = re.search(r"(?m)^pins=(.*)$", text).group(1)
+        # The leaf and the intermediate on its path; never the decoy.
+        self.assertEqual(pins_line.split(";"), [pin("leaf1.pem"), pin("intA.pem")])
+
+        policy = self.workdir / "entry.ini"
+        policy.write_text(text)
+        lint = self.run_tool("lint", str(policy), "--server", server.address,
+                             "--server-name", "host.test")
+        self.assertExitStatus(lint, OK)
+        findings = lint.stdout.decode().splitlines()
+        self.assertEqual(len(findings), 1, findings)
+        self.assertIn("none is a backup", findings[0])
+
+    def test_entry_for_an_address(self):
+        server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key")
+        result = self.run_tool("pins", "--server", server.address, "--policy-entry")
+        self.assertExitStatus(result, OK)
+        self.assertIn("\n[127.0.0.1]\n", result.stdout.decode())
+
+    def test_needs_a_server(self):
+        result = self.run_tool("pins", str(CERTS / "leaf1.pem"), "--policy-entry")
+        self.assertExitStatus(result, USAGE)
+        self.assertOneErrorLine(result)
 
 
 class DemoTests(ToolTestCase):

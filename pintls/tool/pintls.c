@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 /* pintls: the library on the command line. `pintls pins` prints the pins of
- * certificate files or of the certificates a server presents, and
+ * certificate files or of the certificates a server presents, `pintls lint`
+ * checks a pin policy file for the mistakes that break clients later, and
  * `pintls connect` makes a pinned connection and copies standard input and
  * output through it, much as gnutls-cli does. */
 
@@ -33,9 +34,10 @@ static const char exit_status_help[] =
   "  0  success\n"
   "  1  a network failure, or a TLS failure not listed below\n"
   "  2  a usage or configuration error: bad arguments, a bad pin, no pins,\n"
-  "     an unreadable file, a bad server name\n"
-  "  3  pin mismatch: the server presented none of the pins; this client is\n"
-  "     outdated and an update is required\n"
+  "     an unreadable file, an invalid policy, a bad server name; with\n"
+  "     lint --strict, any finding\n"
+  "  3  pin mismatch: the server presented none of the pins (or none, and\n"
+  "     they have expired); this client is outdated and an update is required\n"
   "  4  the server's certificate was refused for a reason other than pins:\n"
   "     it is not trusted (with --ca-file or --system-ca), it does not name\n"
   "     the server (with those options, or when only an issuer's pin\n"
@@ -57,7 +59,8 @@ struct _Command
 static ExitStatus
 status_for_error (const GError *error)
 {
-  if (g_error_matches (error, PIN_TLS_ERROR, PIN_TLS_ERROR_PIN_MISMATCH))
+  if (g_error_matches (error, PIN_TLS_ERROR, PIN_TLS_ERROR_PIN_MISMATCH)
+      || g_error_matches (error, PIN_TLS_ERROR, PIN_TLS_ERROR_PINS_EXPIRED))
     return STATUS_PIN_MISMATCH;
 
   if (error->domain == PIN_TLS_ERROR || error->domain == G_OPTION_ERROR
@@ -286,9 +289,89 @@ path_contains (const guint *path,
   return FALSE;
 }
 
+/* Prints a policy file entry for @name, pinning the certificates of the
+ * issuer path, ready to paste into a policy. */
+static ExitStatus
+print_policy_entry (const char  *server,
+                    const char  *name,
+                    GPtrArray   *chain,
+                    const guint *path,
+                    guint        path_length)
+{
+  g_autoptr(GString) pins = g_string_new (NULL);
+  g_autoptr(GDateTime) now = g_date_time_new_now_utc ();
+  g_autofree char *date = g_date_time_format (now, "%Y-%m-%d");
+  g_autoptr(GError) error = NULL;
+  guint i;
+
+  g_print ("# What %s presented on %s. Anyone on the network path could have\n"
+           "# answered: check these pins out of band before you rely on them.\n",
+           server, date);
+  g_print ("[%s]\n", name);
+  for (i = 0; i < path_length; i++)
+    {
+      g_autofree char *pin = pin_tls_spki_pin_for_der (chain->pdata[path[i]], &error);
+      g_autofree char *subject = describe_subject (chain->pdata[path[i]]);
+
+      if (pin == NULL)
+        return report_error (error);
+
+      g_print ("# %s: %s\n", i == 0 ? "the server's own key" : "an issuer on the path",
+               subject);
+      g_string_append_printf (pins, "%s%s", i > 0 ? ";" : "", pin);
+    }
+  g_print ("pins=%s\n", pins->str);
+  g_print ("# Add a backup pin, for a key that is not deployed yet:\n"
+           "#   certtool --generate-privkey --key-type=ecdsa --outfile next.key\n"
+           "#   certtool --pubkey-info --load-privkey next.key  (prints pin-sha256:…)\n"
+           "# ca-and-pins: the chain must also validate for the name; pin-only for\n"
+           "# a server no certificate authority vouches for.\n"
+           "mode=ca-and-pins\n");
+
+  return STATUS_OK;
+}
+
+/* The entry for the host of @server, or @server_name, normalised. */
+static ExitStatus
+print_entry_for (const char  *server,
+                 const char  *server_name,
+                 GPtrArray   *chain,
+                 const guint *path,
+                 guint        path_length)
+{
+  g_autoptr(GSocketConnectable) address = NULL;
+  g_autoptr(PinTlsPinSet) probe = NULL;
+  g_autoptr(PinTlsPolicyEntry) entry = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *pin_strings[2] = { NULL, NULL };
+  g_autofree char *pin = NULL;
+  const char *host = server_name;
+
+  address = g_network_address_parse (server, DEFAULT_PORT, &error);
+  if (address == NULL)
+    return report_error (error);
+  if (host == NULL)
+    host = g_network_address_get_hostname (G_NETWORK_ADDRESS (address));
+
+  /* The library normalises the name as a pattern, exactly as a policy file
+   * reads it back. */
+  pin = pin_tls_spki_pin_for_der (chain->pdata[0], &error);
+  pin_strings[0] = pin;
+  if (pin != NULL)
+    probe = pin_tls_pin_set_new (pin_strings, &error);
+  if (probe != NULL)
+    entry = pin_tls_policy_entry_new (host, probe, &error);
+  if (entry == NULL)
+    return report_error (error);
+
+  return print_policy_entry (server, pin_tls_policy_entry_get_pattern (entry), chain,
+                             path, path_length);
+}
+
 static ExitStatus
 print_server_pins (const char *server,
-                   const char *server_name)
+                   const char *server_name,
+                   gboolean    policy_entry)
 {
   g_autoptr(GPtrArray) chain = NULL;
   g_autoptr(GError) error = NULL;
@@ -304,6 +387,9 @@ print_server_pins (const char *server,
                                    &path_length, &error);
   if (path == NULL)
     return report_error (error);
+
+  if (policy_entry)
+    return print_entry_for (server, server_name, chain, path, path_length);
 
   for (i = 0; i < chain->len; i++)
     {
@@ -333,6 +419,7 @@ run_pins (const Command *command,
 {
   g_autofree char *server = NULL;
   g_autofree char *server_name = NULL;
+  gboolean policy_entry = FALSE;
   g_autoptr(GError) error = NULL;
   ExitStatus status = STATUS_OK;
   int i;
@@ -341,6 +428,8 @@ run_pins (const Command *command,
       "Print the pins of the certificates a server presents", "HOST[:PORT]" },
     { "server-name", 0, 0, G_OPTION_ARG_STRING, &server_name,
       "The name to send as SNI with --server (default: HOST)", "NAME" },
+    { "policy-entry", 0, 0, G_OPTION_ARG_NONE, &policy_entry,
+      "With --server: print a pin policy entry for it, ready to paste", NULL },
     G_OPTION_ENTRY_NULL
   };
 
@@ -350,9 +439,11 @@ run_pins (const Command *command,
   if (server != NULL && argc > 1)
     return report_usage ("give certificate files or --server, not both");
   if (server != NULL)
-    return print_server_pins (server, server_name);
+    return print_server_pins (server, server_name, policy_entry);
   if (server_name != NULL)
     return report_usage ("--server-name goes with --server");
+  if (policy_entry)
+    return report_usage ("--policy-entry goes with --server");
   if (argc < 2)
     return report_usage ("no certificate file given");
 
@@ -366,6 +457,63 @@ run_pins (const Command *command,
     }
 
   return status;
+}
+
+/* `pintls lint` --------------------------------------------------------- */
+
+static ExitStatus
+run_lint (const Command *command,
+          int            argc,
+          char         **argv)
+{
+  g_autofree char *server = NULL;
+  g_autofree char *server_name = NULL;
+  gboolean strict = FALSE;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PinTlsPolicy) policy = NULL;
+  g_autoptr(GPtrArray) chain = NULL;
+  g_autoptr(GSocketConnectable) address = NULL;
+  g_auto(GStrv) findings = NULL;
+  const char *host = NULL;
+  guint i;
+  GOptionEntry entries[] = {
+    { "server", 0, 0, G_OPTION_ARG_STRING, &server,
+      "Also compare the server's current chain with its entry", "HOST[:PORT]" },
+    { "server-name", 0, 0, G_OPTION_ARG_STRING, &server_name,
+      "The name to send as SNI with --server and to look up (default: HOST)", "NAME" },
+    { "strict", 0, 0, G_OPTION_ARG_NONE, &strict,
+      "Treat every warning as an error (exit status 2)", NULL },
+    G_OPTION_ENTRY_NULL
+  };
+
+  if (!parse_command_options (command, entries, &argc, &argv, &error))
+    return report_error (error);
+  if (argc != 2)
+    return report_usage ("give exactly one policy file to check");
+  if (server_name != NULL && server == NULL)
+    return report_usage ("--server-name goes with --server");
+
+  policy = pin_tls_policy_new_from_file (argv[1], &error);
+  if (policy == NULL)
+    return report_error_as (error, STATUS_USAGE);
+
+  if (server != NULL)
+    {
+      address = g_network_address_parse (server, DEFAULT_PORT, &error);
+      if (address == NULL)
+        return report_error (error);
+      host = server_name ? server_name
+                         : g_network_address_get_hostname (G_NETWORK_ADDRESS (address));
+      chain = pin_tls_fetch_server_chain (server, DEFAULT_PORT, server_name, NULL, &error);
+      if (chain == NULL)
+        return report_error (error);
+    }
+
+  findings = pin_tls_policy_lint (policy, host, chain, NULL);
+  for (i = 0; findings[i] != NULL; i++)
+    g_print ("%s: %s: %s\n", argv[1], strict ? "error" : "warning", findings[i]);
+
+  return strict && i > 0 ? STATUS_USAGE : STATUS_OK;
 }
 
 /* `pintls connect` ------------------------------------------------------ */
@@ -639,8 +787,10 @@ run_connect (const Command *command,
 /* main ------------------------------------------------------------------ */
 
 static const Command commands[] = {
-  { "pins", "FILE… | --server HOST[:PORT]",
+  { "pins", "FILE… | --server HOST[:PORT] [--policy-entry]",
     "Print the public-key pins of certificate files or of a server", run_pins },
+  { "lint", "POLICY-FILE [--server HOST[:PORT]]",
+    "Check a pin policy for mistakes that break clients later", run_lint },
   { "connect", "HOST[:PORT] --pin PIN…",
     "Make a pinned TLS connection and copy standard input and output through it",
     run_connect },
