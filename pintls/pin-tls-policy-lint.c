@@ -229,7 +229,7 @@ lint_host (PinTlsPolicy *policy,
  * @host: (nullable): a host whose current chain is @chain
  * @chain: (nullable) (element-type GBytes): the DER certificates @host
  *   presents now, leaf first, as [func@PinTls.fetch_server_chain] returns
- *   them
+ *   them; %NULL or empty if not known
  * @now: (nullable): the time to check expiry against, or %NULL for now
  *
  * Looks for the mistakes in @policy that break clients later:
@@ -262,6 +262,10 @@ pin_tls_policy_lint (PinTlsPolicy *policy,
   GList *link;
 
   g_return_val_if_fail (PIN_TLS_IS_POLICY (policy), NULL);
+
+  /* Some bindings pass an empty array for no array. */
+  if (chain != NULL && chain->len == 0)
+    chain = NULL;
   g_return_val_if_fail (chain == NULL || host != NULL, NULL);
 
   current = now != NULL ? g_date_time_ref (now) : _pin_tls_policy_get_now (policy);
