@@ -12,7 +12,9 @@
  * `g_io_stream_splice_async()`, asynchronous reads from a main loop. It runs
  * its own GnuTLS session over a pollable base stream, usually a
  * [class@Gio.SocketConnection], and enforces its [class@PinTls.PinSet] on
- * every handshake.
+ * every handshake, or, given a [class@PinTls.Policy] instead
+ * ([ctor@PinTls.ClientConnection.new_with_policy]), whatever the policy's
+ * entry for the server asks.
  *
  * When the server presents no pinned certificate, the handshake fails with
  * %PIN_TLS_ERROR_PIN_MISMATCH, the server receives a fatal
@@ -103,6 +105,7 @@ struct _PinTlsClientConnection
   GOutputStream *output;
   gnutls_session_t session;
   PinTlsPinSet *pins;
+  PinTlsPolicy *policy;           /* instead of pins: what applies to the host */
 
   /* Configuration, read when a handshake starts. */
   PinTlsMode mode;
@@ -118,6 +121,7 @@ struct _PinTlsClientConnection
   gboolean resumption_enabled;
   char *server_name;
   PinTlsTrust *trust;
+  PinTlsRule rule;                /* what the handshake enforces */
 
   /* What the handshake found; guarded by lock. */
   GPtrArray *peer_chain;          /* GBytes: the issuer path, leaf first */
@@ -167,6 +171,7 @@ enum
   PROP_PRESENTED_PINS,
   PROP_SESSION_RESUMPTION_ENABLED,
   PROP_SESSION_RESUMED,
+  PROP_POLICY,
   N_OWN_PROPS,
 
   /* GTlsConnection */
@@ -789,12 +794,21 @@ set_alpn (PinTlsClientConnection *self,
 
 /* Resumption ----------------------------------------------------------- */
 
-/* The pins this handshake enforces: the one place the pin check and the
- * session key get them from. */
-static PinTlsPinSet *
-handshake_pins (PinTlsClientConnection *self)
+/* Resolves what this handshake enforces, the one place the pin check and
+ * the session key get it from: the connection's pins in its mode, or what
+ * its policy asks of the server. A host the policy refuses fails here,
+ * before anything is sent. */
+static gboolean
+resolve_rule (PinTlsClientConnection *self,
+              GError                **error)
 {
-  return self->pins;
+  _pin_tls_rule_clear (&self->rule);
+  if (self->policy != NULL)
+    return _pin_tls_rule_init_for_policy (&self->rule, self->policy, self->server_name,
+                                          error);
+
+  _pin_tls_rule_init_for_pins (&self->rule, self->pins, self->mode);
+  return TRUE;
 }
 
 /* Where CA_AND_PINS mode takes its authorities from. An explicit database
@@ -804,7 +818,7 @@ handshake_pins (PinTlsClientConnection *self)
 static char *
 describe_trust_source (PinTlsClientConnection *self)
 {
-  if (self->mode != PIN_TLS_MODE_CA_AND_PINS)
+  if (!_pin_tls_rule_checks_ca (&self->rule))
     return g_strdup ("pins only");
   if (!self->database_is_set && self->use_system_certdb)
     return g_strdup ("system authorities");
@@ -812,8 +826,9 @@ describe_trust_source (PinTlsClientConnection *self)
   return g_strdup_printf ("database %p", (gpointer) self->database);
 }
 
-/* A digest of what this connection enforces: everything a session's key
- * must tell apart besides the server. */
+/* A digest of what this connection enforces (the rule's pins, mode and,
+ * with a policy, the entry's settings; the authorities): everything a
+ * session's key must tell apart besides the server. */
 static void
 compute_enforced_digest (PinTlsClientConnection *self,
                          guint8                 *digest)
@@ -822,8 +837,7 @@ compute_enforced_digest (PinTlsClientConnection *self,
   g_autofree char *trust = describe_trust_source (self);
   gsize length = PIN_TLS_DIGEST_SIZE;
 
-  g_checksum_update (checksum, _pin_tls_pin_set_get_digest (handshake_pins (self)),
-                     PIN_TLS_DIGEST_SIZE);
+  g_checksum_update (checksum, self->rule.digest, PIN_TLS_DIGEST_SIZE);
   g_checksum_update (checksum, (const guchar *) trust, strlen (trust) + 1);
   g_checksum_get_digest (checksum, digest, &length);
 }
@@ -953,6 +967,7 @@ prepare_handshake (PinTlsClientConnection *self,
                    GError                **error)
 {
   g_autofree char *identity_name = NULL;
+  g_autofree char *rule = NULL;
   PinTlsSessionCheck *check;
 
   if (self->server_identity == NULL)
@@ -972,24 +987,27 @@ prepare_handshake (PinTlsClientConnection *self,
     gnutls_server_name_set (self->session, GNUTLS_NAME_DNS, self->server_name,
                             strlen (self->server_name));
 
+  if (!resolve_rule (self, error))
+    return FALSE;
+
   g_clear_pointer (&self->trust, _pin_tls_trust_free);
-  if (self->mode == PIN_TLS_MODE_CA_AND_PINS)
+  if (_pin_tls_rule_checks_ca (&self->rule))
     {
       self->trust = create_trust (self, error);
       if (self->trust == NULL)
         return FALSE;
     }
 
-  check = _pin_tls_session_install (self->session, handshake_pins (self), self->mode,
-                                    self->server_name, self->trust, TRUE, error);
+  check = _pin_tls_session_install (self->session, &self->rule, self->server_name,
+                                    identity_port (self->server_identity), self->trust,
+                                    TRUE, error);
   if (check == NULL)
     return FALSE;
   _pin_tls_session_check_set_hook (check, verdict_cb, self);
   _pin_tls_session_check_set_ticket_hook (check, ticket_cb, self);
 
-  CONNECTION_DEBUG (self, "handshake with “%s”, %u pins, %s%s", self->server_name,
-                    pin_tls_pin_set_get_size (handshake_pins (self)),
-                    self->mode == PIN_TLS_MODE_PIN_ONLY ? "pins only" : "CA and pins",
+  rule = _pin_tls_rule_describe (&self->rule);
+  CONNECTION_DEBUG (self, "handshake with “%s”, %s%s", self->server_name, rule,
                     self->resumption_enabled ? ", resumption on" : "");
 
   return prepare_resumption (self, error) && set_alpn (self, error);
@@ -2412,10 +2430,17 @@ pin_tls_client_connection_initable_init (GInitable    *initable,
   GOutputStream *base_output;
   int ret;
 
-  if (self->pins == NULL)
+  if (self->pins == NULL && self->policy == NULL)
     {
       g_set_error_literal (error, PIN_TLS_ERROR, PIN_TLS_ERROR_EMPTY_PIN_SET,
-                           "A pinned connection needs a pin set");
+                           "A pinned connection needs a pin set or a policy");
+      return FALSE;
+    }
+  if (self->pins != NULL && self->policy != NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           "A pinned connection takes a pin set or a policy, "
+                           "not both");
       return FALSE;
     }
 
@@ -2481,6 +2506,9 @@ pin_tls_client_connection_get_property (GObject    *object,
     {
     case PROP_PINS:
       g_value_set_object (value, self->pins);
+      break;
+    case PROP_POLICY:
+      g_value_set_object (value, self->policy);
       break;
     case PROP_MODE:
       g_value_set_enum (value, self->mode);
@@ -2570,6 +2598,9 @@ pin_tls_client_connection_set_property (GObject      *object,
     case PROP_PINS:
       g_set_object (&self->pins, g_value_get_object (value));
       break;
+    case PROP_POLICY:
+      g_set_object (&self->policy, g_value_get_object (value));
+      break;
     case PROP_MODE:
       self->mode = g_value_get_enum (value);
       break;
@@ -2627,6 +2658,8 @@ pin_tls_client_connection_finalize (GObject *object)
   g_clear_pointer (&self->trust, _pin_tls_trust_free);
   g_clear_object (&self->base_io_stream);
   g_clear_object (&self->pins);
+  g_clear_object (&self->policy);
+  _pin_tls_rule_clear (&self->rule);
   g_clear_object (&self->server_identity);
   g_clear_object (&self->database);
   g_clear_object (&self->interaction);
@@ -2679,7 +2712,8 @@ pin_tls_client_connection_class_init (PinTlsClientConnectionClass *klass)
   /**
    * PinTlsClientConnection:pins:
    *
-   * The pins the server must match. Set once, at construction.
+   * The pins the server must match. Set once, at construction; %NULL for
+   * a connection with a [property@PinTls.ClientConnection:policy].
    */
   own_props[PROP_PINS] =
     g_param_spec_object ("pins", NULL, NULL, PIN_TLS_TYPE_PIN_SET,
@@ -2687,10 +2721,28 @@ pin_tls_client_connection_class_init (PinTlsClientConnectionClass *klass)
                          | G_PARAM_STATIC_STRINGS);
 
   /**
+   * PinTlsClientConnection:policy:
+   *
+   * The policy whose entry for the server decides, instead of
+   * [property@PinTls.ClientConnection:pins]: its pins, its trust mode, and
+   * whether it only reports or has expired. It is looked up when the
+   * handshake starts; a server it refuses
+   * (%PIN_TLS_ERROR_HOST_NOT_PINNED) fails before anything is sent, and
+   * every handshake is reported through [signal@PinTls.Policy::report].
+   * Set once, at construction.
+   */
+  own_props[PROP_POLICY] =
+    g_param_spec_object ("policy", NULL, NULL, PIN_TLS_TYPE_POLICY,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY
+                         | G_PARAM_STATIC_STRINGS);
+
+  /**
    * PinTlsClientConnection:mode:
    *
    * How the server is trusted: by pins alone, or by a certificate
-   * authority and pins. Read when the handshake starts.
+   * authority and pins. Read when the handshake starts. A connection with a
+   * [property@PinTls.ClientConnection:policy] uses the mode of the policy's
+   * entry instead.
    */
   own_props[PROP_MODE] =
     g_param_spec_enum ("mode", NULL, NULL, PIN_TLS_TYPE_MODE,
@@ -2838,12 +2890,82 @@ pin_tls_client_connection_new (GIOStream          *base_io_stream,
 }
 
 /**
+ * pin_tls_client_connection_new_with_policy:
+ * @base_io_stream: the stream to run TLS over, usually a
+ *   [class@Gio.SocketConnection]; both of its streams must be pollable
+ * @server_identity: the server's name or address: sent as SNI, looked up
+ *   in @policy and, for entries in %PIN_TLS_MODE_CA_AND_PINS mode, checked
+ *   against its certificate
+ * @policy: the policy whose entry for the server decides
+ * @error: return location for a #GError
+ *
+ * Creates a pinned TLS client connection over @base_io_stream that
+ * enforces what @policy asks of the server: the pins, mode, expiry and
+ * enforcement of the entry that covers it, looked up when the handshake
+ * starts. The trust for %PIN_TLS_MODE_CA_AND_PINS entries is the
+ * connection's [property@Gio.TlsConnection:database], the system's by
+ * default.
+ *
+ * ```c
+ * connection = pin_tls_client_connection_new_with_policy (G_IO_STREAM (tcp), server,
+ *                                                         policy, &error);
+ * ```
+ *
+ * A handshake with a server that @policy refuses fails with
+ * %PIN_TLS_ERROR_HOST_NOT_PINNED before anything is sent; one whose pins
+ * do not match fails with %PIN_TLS_ERROR_PIN_MISMATCH, or
+ * %PIN_TLS_ERROR_PINS_EXPIRED after the entry's expiry.
+ *
+ * The error here is %G_IO_ERROR_NOT_SUPPORTED if @base_io_stream is not
+ * pollable, or in the %G_TLS_ERROR domain if GnuTLS cannot set up a
+ * session.
+ *
+ * Returns: (transfer full): the new connection, or %NULL on error
+ */
+PinTlsClientConnection *
+pin_tls_client_connection_new_with_policy (GIOStream          *base_io_stream,
+                                           GSocketConnectable *server_identity,
+                                           PinTlsPolicy       *policy,
+                                           GError            **error)
+{
+  g_return_val_if_fail (G_IS_IO_STREAM (base_io_stream), NULL);
+  g_return_val_if_fail (G_IS_SOCKET_CONNECTABLE (server_identity), NULL);
+  g_return_val_if_fail (PIN_TLS_IS_POLICY (policy), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return g_initable_new (PIN_TLS_TYPE_CLIENT_CONNECTION, NULL, error,
+                         "base-io-stream", base_io_stream,
+                         "server-identity", server_identity,
+                         "policy", policy,
+                         NULL);
+}
+
+/**
+ * pin_tls_client_connection_get_policy:
+ * @self: a connection
+ *
+ * Gets the [property@PinTls.ClientConnection:policy] the connection
+ * enforces, as given at construction.
+ *
+ * Returns: (transfer none) (nullable): the policy, or %NULL for a
+ *   connection made with a pin set
+ */
+PinTlsPolicy *
+pin_tls_client_connection_get_policy (PinTlsClientConnection *self)
+{
+  g_return_val_if_fail (PIN_TLS_IS_CLIENT_CONNECTION (self), NULL);
+
+  return self->policy;
+}
+
+/**
  * pin_tls_client_connection_get_pins:
  * @self: a connection
  *
  * Gets the pin set the connection enforces, as given at construction.
  *
- * Returns: (transfer none): the pins the server must match
+ * Returns: (transfer none) (nullable): the pins the server must match, or
+ *   %NULL for a connection made with a policy
  */
 PinTlsPinSet *
 pin_tls_client_connection_get_pins (PinTlsClientConnection *self)

@@ -9,6 +9,7 @@
 #include <gio/gio.h>
 
 #include <pintls/pin-tls-pin-set.h>
+#include <pintls/pin-tls-policy.h>
 #include <pintls/pin-tls-verify.h>
 #include <pintls/pin-tls-version-macros.h>
 
@@ -27,7 +28,16 @@ PinTlsClientConnection *pin_tls_client_connection_new (GIOStream          *base_
                                                        GError            **error);
 
 PIN_TLS_AVAILABLE_IN_ALL
+PinTlsClientConnection *pin_tls_client_connection_new_with_policy (GIOStream          *base_io_stream,
+                                                                   GSocketConnectable *server_identity,
+                                                                   PinTlsPolicy       *policy,
+                                                                   GError            **error);
+
+PIN_TLS_AVAILABLE_IN_ALL
 PinTlsPinSet *pin_tls_client_connection_get_pins (PinTlsClientConnection *self);
+
+PIN_TLS_AVAILABLE_IN_ALL
+PinTlsPolicy *pin_tls_client_connection_get_policy (PinTlsClientConnection *self);
 
 PIN_TLS_AVAILABLE_IN_ALL
 PinTlsMode pin_tls_client_connection_get_mode (PinTlsClientConnection *self);

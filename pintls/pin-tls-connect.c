@@ -42,6 +42,50 @@ connect_tcp (GSocketConnectable *address,
   return connection;
 }
 
+/* A connection over @tcp enforcing @pins, or else @policy. */
+static PinTlsClientConnection *
+new_connection (GSocketConnection  *tcp,
+                GSocketConnectable *address,
+                PinTlsPinSet       *pins,
+                PinTlsPolicy       *policy,
+                GError            **error)
+{
+  if (policy != NULL)
+    return pin_tls_client_connection_new_with_policy (G_IO_STREAM (tcp), address, policy,
+                                                      error);
+
+  return pin_tls_client_connection_new (G_IO_STREAM (tcp), address, pins, error);
+}
+
+static PinTlsClientConnection *
+connect_sync (const char   *host_and_port,
+              guint16       default_port,
+              PinTlsPinSet *pins,
+              PinTlsPolicy *policy,
+              GCancellable *cancellable,
+              GError      **error)
+{
+  g_autoptr(GSocketConnectable) address = NULL;
+  g_autoptr(GSocketConnection) tcp = NULL;
+  g_autoptr(PinTlsClientConnection) connection = NULL;
+
+  address = g_network_address_parse (host_and_port, default_port, error);
+  if (address == NULL)
+    return NULL;
+
+  tcp = connect_tcp (address, 0, cancellable, error);
+  if (tcp == NULL)
+    return NULL;
+
+  connection = new_connection (tcp, address, pins, policy, error);
+  if (connection == NULL
+      || !g_tls_connection_handshake (G_TLS_CONNECTION (connection),
+                                      cancellable, error))
+    return NULL;
+
+  return g_steal_pointer (&connection);
+}
+
 /**
  * pin_tls_connect:
  * @host_and_port: the server, as `host`, `host:port` or `[address]:port`
@@ -81,37 +125,62 @@ pin_tls_connect (const char   *host_and_port,
                  GCancellable *cancellable,
                  GError      **error)
 {
-  g_autoptr(GSocketConnectable) address = NULL;
-  g_autoptr(GSocketConnection) tcp = NULL;
-  g_autoptr(PinTlsClientConnection) connection = NULL;
-
   g_return_val_if_fail (host_and_port != NULL, NULL);
   g_return_val_if_fail (PIN_TLS_IS_PIN_SET (pins), NULL);
   g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  address = g_network_address_parse (host_and_port, default_port, error);
-  if (address == NULL)
-    return NULL;
+  return connect_sync (host_and_port, default_port, pins, NULL, cancellable, error);
+}
 
-  tcp = connect_tcp (address, 0, cancellable, error);
-  if (tcp == NULL)
-    return NULL;
+/**
+ * pin_tls_connect_with_policy:
+ * @host_and_port: the server, as `host`, `host:port` or `[address]:port`
+ * @default_port: the port to use if @host_and_port has none
+ * @policy: the policy whose entry for the host decides
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Does what [func@PinTls.connect] does, with the pins, trust mode, expiry
+ * and enforcement that @policy's entry for the host asks for instead of a
+ * pin set. Entries in %PIN_TLS_MODE_CA_AND_PINS mode are checked against
+ * the system's certificate authorities.
+ *
+ * ```c
+ * g_autoptr(PinTlsPolicy) policy = pin_tls_policy_new_from_file ("pins.ini", &error);
+ * g_autoptr(PinTlsClientConnection) connection =
+ *   pin_tls_connect_with_policy ("api.example.com", 443, policy, NULL, &error);
+ * ```
+ *
+ * The error is %PIN_TLS_ERROR_HOST_NOT_PINNED, before anything is sent, if
+ * @policy refuses the host; %PIN_TLS_ERROR_PIN_MISMATCH or
+ * %PIN_TLS_ERROR_PINS_EXPIRED if the server presented no pinned
+ * certificate; otherwise as for [func@PinTls.connect].
+ * [func@PinTls.connect_with_policy_async] does the same without blocking.
+ *
+ * Returns: (transfer full): a connection that has completed its handshake,
+ *   or %NULL on error
+ */
+PinTlsClientConnection *
+pin_tls_connect_with_policy (const char   *host_and_port,
+                             guint16       default_port,
+                             PinTlsPolicy *policy,
+                             GCancellable *cancellable,
+                             GError      **error)
+{
+  g_return_val_if_fail (host_and_port != NULL, NULL);
+  g_return_val_if_fail (PIN_TLS_IS_POLICY (policy), NULL);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  connection = pin_tls_client_connection_new (G_IO_STREAM (tcp), address, pins,
-                                              error);
-  if (connection == NULL
-      || !g_tls_connection_handshake (G_TLS_CONNECTION (connection),
-                                      cancellable, error))
-    return NULL;
-
-  return g_steal_pointer (&connection);
+  return connect_sync (host_and_port, default_port, NULL, policy, cancellable, error);
 }
 
 typedef struct
 {
   GSocketConnectable *address;
   PinTlsPinSet *pins;
+  PinTlsPolicy *policy;
   PinTlsClientConnection *connection;
 } ConnectData;
 
@@ -120,6 +189,7 @@ connect_data_free (ConnectData *data)
 {
   g_clear_object (&data->address);
   g_clear_object (&data->pins);
+  g_clear_object (&data->policy);
   g_clear_object (&data->connection);
   g_free (data);
 }
@@ -153,8 +223,8 @@ connect_tcp_cb (GObject      *source,
   if (tcp != NULL)
     {
       disable_nagle (tcp);
-      data->connection = pin_tls_client_connection_new (G_IO_STREAM (tcp), data->address,
-                                                        data->pins, &error);
+      data->connection = new_connection (tcp, data->address, data->pins, data->policy,
+                                         &error);
     }
   if (data->connection == NULL)
     {
@@ -170,6 +240,40 @@ connect_tcp_cb (GObject      *source,
                                     g_task_get_cancellable (task), connect_handshake_cb,
                                     g_object_ref (task));
   g_main_context_pop_thread_default (g_task_get_context (task));
+}
+
+static void
+connect_async (const char         *host_and_port,
+               guint16             default_port,
+               PinTlsPinSet       *pins,
+               PinTlsPolicy       *policy,
+               GCancellable       *cancellable,
+               GAsyncReadyCallback callback,
+               gpointer            user_data)
+{
+  g_autoptr(GSocketClient) client = NULL;
+  g_autoptr(GTask) task = NULL;
+  ConnectData *data;
+  GError *error = NULL;
+
+  /* Both helpers share pin_tls_connect_finish(), and its tag. */
+  task = g_task_new (NULL, cancellable, callback, user_data);
+  g_task_set_source_tag (task, pin_tls_connect_async);
+  data = g_new0 (ConnectData, 1);
+  g_set_object (&data->pins, pins);
+  g_set_object (&data->policy, policy);
+  g_task_set_task_data (task, data, (GDestroyNotify) connect_data_free);
+
+  data->address = g_network_address_parse (host_and_port, default_port, &error);
+  if (data->address == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+
+  client = g_socket_client_new ();
+  g_socket_client_connect_async (client, data->address, cancellable, connect_tcp_cb,
+                                 g_object_ref (task));
 }
 
 /**
@@ -213,31 +317,44 @@ pin_tls_connect_async (const char         *host_and_port,
                        GAsyncReadyCallback callback,
                        gpointer            user_data)
 {
-  g_autoptr(GSocketClient) client = NULL;
-  g_autoptr(GTask) task = NULL;
-  ConnectData *data;
-  GError *error = NULL;
-
   g_return_if_fail (host_and_port != NULL);
   g_return_if_fail (PIN_TLS_IS_PIN_SET (pins));
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
 
-  task = g_task_new (NULL, cancellable, callback, user_data);
-  g_task_set_source_tag (task, pin_tls_connect_async);
-  data = g_new0 (ConnectData, 1);
-  data->pins = g_object_ref (pins);
-  g_task_set_task_data (task, data, (GDestroyNotify) connect_data_free);
+  connect_async (host_and_port, default_port, pins, NULL, cancellable, callback,
+                 user_data);
+}
 
-  data->address = g_network_address_parse (host_and_port, default_port, &error);
-  if (data->address == NULL)
-    {
-      g_task_return_error (task, error);
-      return;
-    }
+/**
+ * pin_tls_connect_with_policy_async:
+ * @host_and_port: the server, as `host`, `host:port` or `[address]:port`
+ * @default_port: the port to use if @host_and_port has none
+ * @policy: the policy whose entry for the host decides
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): what to call when the connection is ready or
+ *   has failed
+ * @user_data: (closure): data for @callback
+ *
+ * Starts what [func@PinTls.connect_with_policy] does without blocking, as
+ * [func@PinTls.connect_async] does for a pin set: the handshake runs on the
+ * thread-default main context of the calling thread, where @callback is
+ * called, and so are the policy's reports. Call
+ * [func@PinTls.connect_finish] from @callback to get the connection.
+ */
+void
+pin_tls_connect_with_policy_async (const char         *host_and_port,
+                                   guint16             default_port,
+                                   PinTlsPolicy       *policy,
+                                   GCancellable       *cancellable,
+                                   GAsyncReadyCallback callback,
+                                   gpointer            user_data)
+{
+  g_return_if_fail (host_and_port != NULL);
+  g_return_if_fail (PIN_TLS_IS_POLICY (policy));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
 
-  client = g_socket_client_new ();
-  g_socket_client_connect_async (client, data->address, cancellable, connect_tcp_cb,
-                                 g_object_ref (task));
+  connect_async (host_and_port, default_port, NULL, policy, cancellable, callback,
+                 user_data);
 }
 
 /**
@@ -245,8 +362,10 @@ pin_tls_connect_async (const char         *host_and_port,
  * @result: the result given to the callback of [func@PinTls.connect_async]
  * @error: return location for a #GError
  *
- * Finishes [func@PinTls.connect_async]. The errors are those of
- * [func@PinTls.connect]: %PIN_TLS_ERROR_PIN_MISMATCH if the server
+ * Finishes [func@PinTls.connect_async] or
+ * [func@PinTls.connect_with_policy_async]. The errors are those of
+ * [func@PinTls.connect] (and, with a policy, those of
+ * [func@PinTls.connect_with_policy]): %PIN_TLS_ERROR_PIN_MISMATCH if the server
  * presented no pinned certificate, an error in the %G_TLS_ERROR domain for
  * other TLS failures, and one in the %G_IO_ERROR domain (such as
  * %G_IO_ERROR_CANCELLED) if the server cannot be reached or the operation

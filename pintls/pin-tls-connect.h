@@ -10,6 +10,7 @@
 
 #include <pintls/pin-tls-client-connection.h>
 #include <pintls/pin-tls-pin-set.h>
+#include <pintls/pin-tls-policy.h>
 #include <pintls/pin-tls-version-macros.h>
 
 G_BEGIN_DECLS
@@ -32,6 +33,21 @@ void pin_tls_connect_async (const char         *host_and_port,
 PIN_TLS_AVAILABLE_IN_ALL
 PinTlsClientConnection *pin_tls_connect_finish (GAsyncResult *result,
                                                 GError      **error);
+
+PIN_TLS_AVAILABLE_IN_ALL
+PinTlsClientConnection *pin_tls_connect_with_policy (const char   *host_and_port,
+                                                     guint16       default_port,
+                                                     PinTlsPolicy *policy,
+                                                     GCancellable *cancellable,
+                                                     GError      **error);
+
+PIN_TLS_AVAILABLE_IN_ALL
+void pin_tls_connect_with_policy_async (const char         *host_and_port,
+                                        guint16             default_port,
+                                        PinTlsPolicy       *policy,
+                                        GCancellable       *cancellable,
+                                        GAsyncReadyCallback callback,
+                                        gpointer            user_data);
 
 PIN_TLS_AVAILABLE_IN_ALL
 GPtrArray *pin_tls_fetch_server_chain (const char   *host_and_port,

@@ -15,9 +15,9 @@
 
 struct _PinTlsSessionCheck
 {
-  PinTlsPinSet *pins;
-  PinTlsMode mode;
+  PinTlsRule rule;          /* what the handshake enforces */
   char *server_name;
+  guint16 port;
   PinTlsTrust *trust;       /* NULL: the trust list of the session's credentials */
   gboolean owner_checks_resumed;
   PinTlsDecisionHook hook;
@@ -34,7 +34,7 @@ session_check_free (gnutls_ext_priv_data_t data)
 {
   PinTlsSessionCheck *check = data;
 
-  g_clear_object (&check->pins);
+  _pin_tls_rule_clear (&check->rule);
   g_clear_pointer (&check->server_name, g_free);
   g_clear_error (&check->error);
   g_free (check);
@@ -104,11 +104,11 @@ decide (gnutls_session_t    session,
       && gnutls_certificate_type_get2 (session, GNUTLS_CTYPE_SERVER) != GNUTLS_CRT_X509)
     n_peers = 0;
 
-  if (trust == NULL && check->mode == PIN_TLS_MODE_CA_AND_PINS)
+  if (trust == NULL && _pin_tls_rule_checks_ca (&check->rule))
     trust = own_trust = credentials_trust (session);
 
-  _pin_tls_decision_compute (&verdict, check->pins, peers, n_peers, check->mode,
-                             check->server_name, trust);
+  _pin_tls_rule_decide (&check->rule, &verdict, peers, n_peers, check->server_name,
+                        check->port, trust);
   g_clear_pointer (&own_trust, _pin_tls_trust_free);
 
   accepted = verdict.accepted;
@@ -213,14 +213,16 @@ handshake_hook_cb (gnutls_session_t      session,
   return decide (session, check) ? 0 : refuse (session);
 }
 
+/* Makes every handshake on @session decide by @rule, which is copied,
+ * for the server @server_name at @port. */
 PinTlsSessionCheck *
-_pin_tls_session_install (gnutls_session_t session,
-                          PinTlsPinSet    *pins,
-                          PinTlsMode       mode,
-                          const char      *server_name,
-                          PinTlsTrust     *trust,
-                          gboolean         owner_checks_resumed,
-                          GError         **error)
+_pin_tls_session_install (gnutls_session_t  session,
+                          const PinTlsRule *rule,
+                          const char       *server_name,
+                          guint16           port,
+                          PinTlsTrust      *trust,
+                          gboolean          owner_checks_resumed,
+                          GError          **error)
 {
   PinTlsSessionCheck *check;
   g_autofree char *name = NULL;
@@ -232,7 +234,7 @@ _pin_tls_session_install (gnutls_session_t session,
       if (name == NULL)
         return NULL;
     }
-  else if (mode == PIN_TLS_MODE_CA_AND_PINS)
+  else if (_pin_tls_rule_checks_ca (rule))
     {
       g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                            "Checking the server against certificate "
@@ -260,10 +262,11 @@ _pin_tls_session_install (gnutls_session_t session,
       gnutls_ext_set_data (session, CHECK_EXTENSION_ID, check);
     }
 
-  g_set_object (&check->pins, pins);
-  check->mode = mode;
+  _pin_tls_rule_clear (&check->rule);
+  _pin_tls_rule_copy (&check->rule, rule);
   g_free (check->server_name);
   check->server_name = g_steal_pointer (&name);
+  check->port = port;
   check->trust = trust;
   check->owner_checks_resumed = owner_checks_resumed;
 
@@ -440,12 +443,19 @@ pin_tls_session_enforce_pins (gnutls_session_t session,
                               const char      *server_name,
                               GError         **error)
 {
+  PinTlsRule rule;
+  gboolean installed;
+
   g_return_val_if_fail (session != NULL, FALSE);
   g_return_val_if_fail (PIN_TLS_IS_PIN_SET (pins), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  return _pin_tls_session_install (session, pins, mode, server_name, NULL,
-                                   FALSE, error) != NULL;
+  _pin_tls_rule_init_for_pins (&rule, pins, mode);
+  installed = _pin_tls_session_install (session, &rule, server_name, 0, NULL, FALSE,
+                                        error) != NULL;
+  _pin_tls_rule_clear (&rule);
+
+  return installed;
 }
 
 /**

@@ -523,6 +523,42 @@ _pin_tls_rule_init_for_policy (PinTlsRule   *rule,
   return TRUE;
 }
 
+/* Copies @src into @dest, which holds nothing. */
+void
+_pin_tls_rule_copy (PinTlsRule       *dest,
+                    const PinTlsRule *src)
+{
+  *dest = *src;
+  if (src->pins != NULL)
+    g_object_ref (src->pins);
+  if (src->policy != NULL)
+    g_object_ref (src->policy);
+  dest->pattern = g_strdup (src->pattern);
+  if (src->expires != NULL)
+    g_date_time_ref (src->expires);
+  if (src->report_context != NULL)
+    g_main_context_ref (src->report_context);
+  if (src->report_thread != NULL)
+    g_thread_ref (src->report_thread);
+}
+
+/* What the rule enforces, in a few words, for debug messages. */
+char *
+_pin_tls_rule_describe (const PinTlsRule *rule)
+{
+  const char *mode = _pin_tls_rule_checks_ca (rule) ? "CA and pins" : "pins only";
+
+  if (rule->pins == NULL)
+    return g_strdup ("no pins, certificate authorities alone");
+  if (rule->pattern == NULL)
+    return g_strdup_printf ("%u pins, %s", pin_tls_pin_set_get_size (rule->pins), mode);
+
+  return g_strdup_printf ("policy entry “%s”, %u pins, %s%s%s", rule->pattern,
+                          pin_tls_pin_set_get_size (rule->pins), mode,
+                          rule->report_only ? ", report only" : "",
+                          rule->expired ? ", expired" : "");
+}
+
 /* Makes reports that the rule's decisions make on another thread than
  * @thread go to @context, from an idle source, instead of out on the
  * deciding thread. */
@@ -716,6 +752,9 @@ _pin_tls_rule_decide (const PinTlsRule     *rule,
     return;
 
   decision->verdict = classify (rule, decision);
+  if (rule->policy == NULL)
+    return;
+
   if (decision->error != NULL)
     reason = g_strdup (decision->error->message);
 
@@ -734,7 +773,7 @@ _pin_tls_rule_decide (const PinTlsRule     *rule,
     }
 
   log_decision (rule, decision, host, port, reason);
-  if (rule->quiet || rule->policy == NULL)
+  if (rule->quiet)
     return;
 
   report = _pin_tls_report_new (rule, decision, host, port);

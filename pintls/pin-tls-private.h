@@ -148,7 +148,7 @@ typedef struct
   gboolean quiet;           /* decide without reporting: a second look */
   GMainContext *report_context; /* if set, reports made on a thread other */
   GThread *report_thread;       /* than this one go to this context */
-  guint8 digest[PIN_TLS_DIGEST_SIZE]; /* identifies all of the above */
+  guint8 digest[PIN_TLS_DIGEST_SIZE]; /* identifies what is enforced */
 } PinTlsRule;
 
 void _pin_tls_rule_init_for_pins (PinTlsRule   *rule,
@@ -158,10 +158,13 @@ gboolean _pin_tls_rule_init_for_policy (PinTlsRule   *rule,
                                         PinTlsPolicy *policy,
                                         const char   *host,
                                         GError      **error);
+void _pin_tls_rule_copy (PinTlsRule       *dest,
+                         const PinTlsRule *src);
 void _pin_tls_rule_clear (PinTlsRule *rule);
 void _pin_tls_rule_set_report_context (PinTlsRule   *rule,
                                        GMainContext *context,
                                        GThread      *thread);
+char *_pin_tls_rule_describe (const PinTlsRule *rule);
 gboolean _pin_tls_rule_checks_ca (const PinTlsRule *rule);
 void _pin_tls_rule_decide (const PinTlsRule     *rule,
                            PinTlsDecision       *decision,
@@ -187,9 +190,9 @@ typedef gboolean (*PinTlsDecisionHook) (PinTlsDecision *verdict,
                                        gpointer       user_data);
 
 PinTlsSessionCheck *_pin_tls_session_install (gnutls_session_t  session,
-                                              PinTlsPinSet     *pins,
-                                              PinTlsMode        mode,
+                                              const PinTlsRule *rule,
                                               const char       *server_name,
+                                              guint16           port,
                                               PinTlsTrust      *trust,
                                               gboolean          owner_checks_resumed,
                                               GError          **error);

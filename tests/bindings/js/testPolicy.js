@@ -15,6 +15,7 @@ import {assert, assertEqual, assertGError, assertThrows, env, run, test}
 Gio._promisify(Gio.SocketClient.prototype, 'connect_to_host_async');
 Gio._promisify(Gio.OutputStream.prototype, 'write_bytes_async');
 Gio._promisify(Gio.InputStream.prototype, 'read_bytes_async');
+Gio._promisify(PinTls, 'connect_with_policy_async', 'connect_finish');
 
 const address = env('PINTLS_TEST_ADDRESS');
 const port = Number(env('PINTLS_TEST_PORT'));
@@ -128,6 +129,34 @@ test('a report-only entry lets a mismatch through', async () => {
     assertEqual(reports.length, 1, 'reports');
     assertEqual(reports[0].get_refused(), false, 'refused');
     assertEqual(reports[0].get_report_only(), true, 'report only');
+});
+
+test('the connect helper with a policy, awaited', async () => {
+    const policy = PinTls.Policy.new();
+    const entry = PinTls.PolicyEntry.new('127.0.0.1',
+        PinTls.PinSet.new([rightPin, backupPin]));
+    entry.mode = PinTls.Mode.PIN_ONLY;
+    policy.add_entry(entry);
+    const reports = [];
+    policy.connect('report', (source, report) => reports.push(report.get_verdict()));
+
+    const connection = await PinTls.connect_with_policy_async(address, 443, policy, null);
+    assert(connection instanceof PinTls.ClientConnection, 'a PinTls.ClientConnection');
+    assertEqual(connection.get_policy() === policy, true, 'the policy');
+    connection.close(null);
+    assertEqual(reports, [PinTls.Verdict.MATCHED], 'reports');
+
+    const impostorPolicy = PinTls.Policy.new();
+    const impostorEntry = PinTls.PolicyEntry.new('127.0.0.1',
+        PinTls.PinSet.new([wrongPin, backupPin]));
+    impostorEntry.mode = PinTls.Mode.PIN_ONLY;
+    impostorPolicy.add_entry(impostorEntry);
+    try {
+        await PinTls.connect_with_policy_async(address, 443, impostorPolicy, null);
+        throw new Error('the wrong pins were accepted');
+    } catch (error) {
+        assertGError(error, PinTls.Error, PinTls.Error.PIN_MISMATCH);
+    }
 });
 
 test('a policy error reaches JavaScript as a GLib.Error', () => {

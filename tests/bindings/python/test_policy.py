@@ -209,5 +209,59 @@ class TestArmedSocketClient(PolicyTestCase):
         self.assertFalse(reports[0].get_refused())
 
 
+class TestPolicyConnection(PolicyTestCase):
+    """PinTls.ClientConnection and the connect helper with a policy."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = LocalServer('http').start()
+        cls.addClassCleanup(cls.server.stop)
+
+    def policy(self, *pins, mode=PinTls.Mode.PIN_ONLY):
+        policy = PinTls.Policy.new()
+        entry = PinTls.PolicyEntry.new('127.0.0.1', PinTls.PinSet.new(list(pins)))
+        entry.props.mode = mode
+        policy.add_entry(entry)
+        self.reports = []
+        policy.connect('report', lambda policy, report: self.reports.append(report))
+        return policy
+
+    def get(self, connection):
+        connection.get_output_stream().write_all(b'GET / HTTP/1.0\r\n\r\n', None)
+        response = b''
+        while chunk := connection.get_input_stream().read_bytes(4096, None).get_data():
+            response += chunk
+        return response
+
+    def test_connection_with_a_policy(self):
+        policy = self.policy(LEAF1_PIN, LEAF3_PIN)
+        tcp = Gio.SocketClient.new().connect_to_host(self.server.address, 0, None)
+        identity = Gio.NetworkAddress.parse(self.server.address, 0)
+        connection = PinTls.ClientConnection.new_with_policy(tcp, identity, policy)
+        self.assertIs(connection.get_policy(), policy)
+        self.assertIsNone(connection.get_pins())
+        self.assertIn(b'Hello from the pinned server', self.get(connection))
+        self.assertEqual([report.get_verdict() for report in self.reports],
+                         [PinTls.Verdict.MATCHED])
+
+    def test_connect_helper(self):
+        connection = PinTls.connect_with_policy(self.server.address, 443,
+                                                self.policy(LEAF1_PIN, LEAF3_PIN), None)
+        self.assertIn(b'Hello from the pinned server', self.get(connection))
+
+        with self.assertRaises(GLib.Error) as caught:
+            PinTls.connect_with_policy(self.server.address, 443,
+                                       self.policy(LEAF3_PIN, LEAF4_PIN), None)
+        self.assertPinTlsError(caught.exception, PinTls.Error.PIN_MISMATCH)
+        self.assertTrue(self.reports[-1].get_refused())
+
+    def test_host_not_pinned(self):
+        policy = PinTls.Policy.new()
+        policy.add_entry(PinTls.PolicyEntry.new('host.test', PinTls.PinSet.new([LEAF1_PIN])))
+        with self.assertRaises(GLib.Error) as caught:
+            PinTls.connect_with_policy(self.server.address, 443, policy, None)
+        self.assertPinTlsError(caught.exception, PinTls.Error.HOST_NOT_PINNED)
+
+
 if __name__ == '__main__':
     unittest.main(verbosity=2)
