@@ -1046,6 +1046,119 @@ class ProxyTests(ToolTestCase):
                 self.assertOneErrorLine(result)
 
 
+class ConnectPolicyTests(ToolTestCase):
+    """pintls connect --policy: the entry for the server decides."""
+
+    def policy(self, text: str) -> str:
+        path = self.workdir / "policy.ini"
+        path.write_text(text)
+        return str(path)
+
+    def pin_only(self, *names: str, extra: str = "") -> str:
+        pins = ";".join(pin(name) for name in names)
+        return self.policy(f"[127.0.0.1]\nmode=pin-only\npins={pins}\n{extra}")
+
+    def test_right_pins(self):
+        server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key")
+        result = self.connect(server, "--policy", self.pin_only("leaf1.pem", "leaf3.pem"),
+                              stdin=b"policy\n")
+        self.assertExitStatus(result, OK)
+        self.assertEqual(result.stdout, b"policy\n")
+
+    def test_wrong_pins(self):
+        server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key")
+        result = self.connect(server, "--policy", self.pin_only("leaf2.pem", "leaf3.pem"),
+                              stdin=b"secret\n")
+        self.assertExitStatus(result, MISMATCH)
+        self.assertEqual(result.stdout, b"")
+        message = self.assertOneErrorLine(result)
+        self.assertIn(pin("leaf1.pem"), message)
+        self.assertIn(pin("leaf2.pem"), message)
+        self.assertIn(GNUTLS_SERV_ALERT, server.wait_for_output(GNUTLS_SERV_ALERT))
+
+    def test_host_without_an_entry(self):
+        server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key")
+        policy = self.policy(f"[host.test]\npins={pin('leaf1.pem')};{pin('leaf3.pem')}\n")
+        result = self.connect(server, "--policy", policy)
+        self.assertExitStatus(result, USAGE)
+        self.assertIn("no entry for “127.0.0.1”", self.assertOneErrorLine(result))
+
+    def test_ca_and_pins_entry(self):
+        policy = self.policy(f"[host.test]\npins={pin('leaf1.pem')};{pin('leaf3.pem')}\n")
+        for chain, key, status in (("leaf1-chain.pem", "leaf1.key", OK),
+                                   ("leaf2-chain.pem", "leaf2.key", MISMATCH),
+                                   ("self.pem", "self.key", UNTRUSTED)):
+            with self.subTest(chain=chain):
+                server = self.gnutls_serv(chain, key)
+                result = self.connect(server, "--policy", policy, "--server-name", "HOST.test.",
+                                      "--ca-file", str(CERTS / "rootA.pem"), stdin=b"ca\n")
+                self.assertExitStatus(result, status)
+
+    def test_report_only(self):
+        server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key")
+        policy = self.policy(f"[host.test]\nreport-only=true\n"
+                             f"pins={pin('leaf2.pem')};{pin('leaf3.pem')}\n")
+        result = self.connect(server, "--policy", policy, "--server-name", "host.test",
+                              "--ca-file", str(CERTS / "rootA.pem"), "--verbose",
+                              stdin=b"reported\n")
+        self.assertExitStatus(result, OK)
+        self.assertEqual(result.stdout, b"reported\n")
+        errors = result.stderr.decode()
+        self.assertIn("[host.test] for host.test: no pin matched (report only)", errors)
+        self.assertIn(f"presented {pin('leaf1.pem')} (its own key)", errors)
+
+    def test_expired_pins(self):
+        server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key")
+        policy = self.pin_only("leaf2.pem", "leaf3.pem", extra="expires=2001-01-01\n")
+        result = self.connect(server, "--policy", policy)
+        self.assertExitStatus(result, MISMATCH)
+        self.assertIn("expired on 2001-01-01", self.assertOneErrorLine(result))
+
+    def test_expired_pins_fall_back(self):
+        server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key")
+        policy = self.policy(f"[host.test]\npins={pin('leaf2.pem')};{pin('leaf3.pem')}\n"
+                             "expires=2001-01-01\non-expiry=fall-back-to-ca\n")
+        result = self.connect(server, "--policy", policy, "--server-name", "host.test",
+                              "--ca-file", str(CERTS / "rootA.pem"), stdin=b"fallback\n")
+        self.assertExitStatus(result, OK)
+        self.assertEqual(result.stdout, b"fallback\n")
+        self.assertIn("have expired: certificate authorities alone decided",
+                      result.stderr.decode())
+
+    def test_through_a_proxy(self):
+        server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key")
+        proxy = ConnectProxy(server.port)
+        self.addCleanup(proxy.stop)
+        result = self.connect(server, "--policy", self.pin_only("leaf2.pem", "leaf3.pem"),
+                              "--proxy", proxy.uri)
+        self.assertExitStatus(result, MISMATCH)
+        self.assertEqual(len(proxy.requests), 1)
+
+    def test_verbose_with_pins(self):
+        server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key")
+        result = self.connect(server, "--pin", pin("leaf1.pem"), "--verbose", stdin=b"v\n")
+        self.assertExitStatus(result, OK)
+        self.assertEqual(result.stderr.decode().splitlines(), [
+            f"pintls: the server presented {pin('leaf1.pem')} (its own key)",
+            f"pintls: the server presented {pin('intA.pem')}",
+        ])
+
+    def test_usage_errors(self):
+        policy = self.pin_only("leaf1.pem", "leaf3.pem")
+        for args in (["--policy", policy, "--pin", pin("leaf1.pem")],
+                     ["--policy", policy, "--system-ca"],
+                     ["--policy", str(self.workdir / "missing.ini")]):
+            with self.subTest(args=args):
+                result = self.run_tool("connect", "127.0.0.1:1", *args)
+                self.assertExitStatus(result, USAGE)
+                self.assertOneErrorLine(result)
+
+        broken = self.policy(f"[127.0.0.1]\npins={pin('leaf1.pem')}\nexpires=soon\n")
+        result = self.run_tool("connect", "127.0.0.1:1", "--policy", broken)
+        self.assertExitStatus(result, USAGE)
+        self.assertIn("[127.0.0.1] expires:", self.assertOneErrorLine(result))
+
+
 class DemoTests(ToolTestCase):
     def run_demo(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([DEMO, *args], capture_output=True, text=True,

@@ -34,8 +34,8 @@ static const char exit_status_help[] =
   "  0  success\n"
   "  1  a network failure, or a TLS failure not listed below\n"
   "  2  a usage or configuration error: bad arguments, a bad pin, no pins,\n"
-  "     an unreadable file, an invalid policy, a bad server name; with\n"
-  "     lint --strict, any finding\n"
+  "     an unreadable file, an invalid policy, a server the policy has no\n"
+  "     entry for, a bad server name; with lint --strict, any finding\n"
   "  3  pin mismatch: the server presented none of the pins (or none, and\n"
   "     they have expired); this client is outdated and an update is required\n"
   "  4  the server's certificate was refused for a reason other than pins:\n"
@@ -526,6 +526,8 @@ typedef struct
   gboolean system_ca;
   char *server_name;
   char *proxy;
+  char *policy;
+  gboolean verbose;
 } ConnectOptions;
 
 static void
@@ -536,6 +538,7 @@ connect_options_clear (ConnectOptions *options)
   g_clear_pointer (&options->ca_file, g_free);
   g_clear_pointer (&options->server_name, g_free);
   g_clear_pointer (&options->proxy, g_free);
+  g_clear_pointer (&options->policy, g_free);
 }
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (ConnectOptions, connect_options_clear)
@@ -667,11 +670,14 @@ connect_tcp (GSocketConnectable *address,
 }
 
 /* Connects and completes the handshake: the pins, and the certificate
- * authorities if @database is set or @options ask for the system store. */
+ * authorities if @database is set or @options ask for the system store; or
+ * what @policy's entry for the server asks, with @database (or the system
+ * store) for its certificate authorities. */
 static PinTlsClientConnection *
 open_connection (const char           *server,
                  const ConnectOptions *options,
                  PinTlsPinSet         *pins,
+                 PinTlsPolicy         *policy,
                  GTlsDatabase         *database,
                  GError              **error)
 {
@@ -694,11 +700,15 @@ open_connection (const char           *server,
   if (tcp == NULL)
     return NULL;
 
-  connection = pin_tls_client_connection_new (G_IO_STREAM (tcp), identity, pins, error);
+  if (policy != NULL)
+    connection = pin_tls_client_connection_new_with_policy (G_IO_STREAM (tcp), identity,
+                                                            policy, error);
+  else
+    connection = pin_tls_client_connection_new (G_IO_STREAM (tcp), identity, pins, error);
   if (connection == NULL)
     return NULL;
 
-  if (database != NULL || options->system_ca)
+  if (policy == NULL && (database != NULL || options->system_ca))
     pin_tls_client_connection_set_mode (connection, PIN_TLS_MODE_CA_AND_PINS);
   if (database != NULL)
     g_tls_connection_set_database (G_TLS_CONNECTION (connection), database);
@@ -770,6 +780,38 @@ copy_streams (PinTlsClientConnection *connection)
   return STATUS_OK;
 }
 
+/* With --verbose: what the server presented, so that its pins can be
+ * checked or copied even when the connection works. */
+static void
+print_presented_pins (PinTlsClientConnection *connection)
+{
+  g_auto(GStrv) pins = pin_tls_client_connection_get_presented_pins (connection);
+  guint i;
+
+  for (i = 0; pins != NULL && pins[i] != NULL; i++)
+    g_printerr ("pintls: the server presented %s%s\n", pins[i],
+                i == 0 ? " (its own key)" : "");
+}
+
+/* With --policy --verbose: what the policy decided. */
+static void
+print_report_cb (PinTlsPolicy *policy,
+                 PinTlsReport *report,
+                 gpointer      user_data)
+{
+  static const char *const verdicts[] = {
+    "a pin matched", "no pin matched", "no pin matched, and the pins have expired",
+    "the chain is not trusted",
+  };
+  PinTlsVerdict verdict = pin_tls_report_get_verdict (report);
+
+  g_printerr ("pintls: policy entry [%s] for %s: %s%s%s\n",
+              pin_tls_report_get_pattern (report), pin_tls_report_get_host (report),
+              verdict < G_N_ELEMENTS (verdicts) ? verdicts[verdict] : "?",
+              pin_tls_report_get_report_only (report) ? " (report only)" : "",
+              pin_tls_report_get_refused (report) ? ", refused" : "");
+}
+
 static ExitStatus
 run_connect (const Command *command,
              int            argc,
@@ -777,6 +819,7 @@ run_connect (const Command *command,
 {
   g_auto(ConnectOptions) options = { NULL, };
   g_autoptr(PinTlsPinSet) pins = NULL;
+  g_autoptr(PinTlsPolicy) policy = NULL;
   g_autoptr(GTlsDatabase) database = NULL;
   g_autoptr(PinTlsClientConnection) connection = NULL;
   g_autoptr(GError) error = NULL;
@@ -792,8 +835,12 @@ run_connect (const Command *command,
       NULL },
     { "server-name", 0, 0, G_OPTION_ARG_STRING, &options.server_name,
       "The server's name: sent as SNI and checked with a CA (default: HOST)", "NAME" },
+    { "policy", 0, 0, G_OPTION_ARG_FILENAME, &options.policy,
+      "Use the entry of a pin policy file for the server, instead of --pin", "FILE" },
     { "proxy", 0, 0, G_OPTION_ARG_STRING, &options.proxy,
       "Connect through this HTTP (CONNECT) or SOCKS proxy", "URI" },
+    { "verbose", 'v', 0, G_OPTION_ARG_NONE, &options.verbose,
+      "Print the pins the server presented, and the policy's verdict", NULL },
     G_OPTION_ENTRY_NULL
   };
 
@@ -807,18 +854,30 @@ run_connect (const Command *command,
   if (options.ca_file != NULL && options.system_ca)
     return report_usage ("--ca-file and --system-ca cannot be combined");
 
-  pins = load_pins (&options, &error);
-  if (pins == NULL)
+  if (options.policy != NULL && (options.pins != NULL || options.pin_files != NULL))
+    return report_usage ("--policy replaces --pin and --pin-file");
+  if (options.policy != NULL && options.system_ca)
+    return report_usage ("with --policy, each entry's mode says whether a CA is needed");
+
+  if (options.policy != NULL)
+    policy = pin_tls_policy_new_from_file (options.policy, &error);
+  else
+    pins = load_pins (&options, &error);
+  if (pins == NULL && policy == NULL)
     return report_error (error);
+  if (policy != NULL && options.verbose)
+    g_signal_connect (policy, "report", G_CALLBACK (print_report_cb), NULL);
 
   if (options.ca_file != NULL)
     database = load_ca_file (options.ca_file, &error);
   if (error != NULL)
     return report_error_as (error, STATUS_USAGE);
 
-  connection = open_connection (argv[1], &options, pins, database, &error);
+  connection = open_connection (argv[1], &options, pins, policy, database, &error);
   if (connection == NULL)
     return report_error (error);
+  if (options.verbose)
+    print_presented_pins (connection);
 
   return copy_streams (connection);
 }
@@ -830,7 +889,7 @@ static const Command commands[] = {
     "Print the public-key pins of certificate files or of a server", run_pins },
   { "lint", "POLICY-FILE [--server HOST[:PORT]]",
     "Check a pin policy for mistakes that break clients later", run_lint },
-  { "connect", "HOST[:PORT] --pin PIN…",
+  { "connect", "HOST[:PORT] --pin PIN… | --policy FILE",
     "Make a pinned TLS connection and copy standard input and output through it",
     run_connect },
 };
