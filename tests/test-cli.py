@@ -348,7 +348,7 @@ class ConnectGnutlsServTests(ToolTestCase):
                 self.assertIn(GNUTLS_SERV_ALERT, log)
 
     def test_mismatch_message_names_everything(self):
-        """BR-27: the server name, what it presented in order, what was pinned."""
+        """The server name, what it presented in order, what was pinned."""
         server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key")
         result = self.connect(server, "--server-name", "host.test",
                               "--pin", pin("leaf2.pem"), "--pin", pin("rootB.pem"))
@@ -479,7 +479,7 @@ class ConnectOpensslTests(ToolTestCase):
 
 
 class NothingBeforeVerdictTests(ToolTestCase):
-    """BR-18: no application byte leaves before the pin decision."""
+    """No application byte leaves before the pin decision."""
 
     SECRET = b"Authorization: SECRET\n"
 
@@ -505,7 +505,7 @@ class NothingBeforeVerdictTests(ToolTestCase):
 
 
 class DecoyCertificateTests(ToolTestCase):
-    """BR-01: a pinned certificate merely appended to the chain is no match."""
+    """A pinned certificate merely appended to the chain is no match."""
 
     def test_appended_pinned_intermediate(self):
         server = self.openssl_server("leaf2.pem", "leaf2.key", "intA.pem", "intB.pem")
@@ -522,7 +522,7 @@ class DecoyCertificateTests(ToolTestCase):
 
 
 class DecoyWithBothRootsTests(ToolTestCase):
-    """BR-01 variant: trusting the decoy's root as well changes nothing."""
+    """Trusting the decoy's root as well changes nothing."""
 
     def test_appended_intermediate_of_a_trusted_root(self):
         roots = self.workdir / "roots.pem"
@@ -545,7 +545,7 @@ class DecoyWithBothRootsTests(ToolTestCase):
 
 
 class InvalidSignerTests(ToolTestCase):
-    """BR-02: a certificate that may not sign never puts a pin on the path."""
+    """A certificate that may not sign never puts a pin on the path."""
 
     def connect_with(self, server: Server, pinned: str, *args: str):
         return self.connect(server, *args, "--server-name", "host.test",
@@ -576,7 +576,7 @@ class InvalidSignerTests(ToolTestCase):
 
 
 class NoCertificateTests(ToolTestCase):
-    """BR-21: servers that present no X.509 certificate fail cleanly."""
+    """Servers that present no X.509 certificate fail cleanly."""
 
     def serve(self, *args: str) -> Server:
         if not find_program("gnutls-serv"):
@@ -614,7 +614,7 @@ class NoCertificateTests(ToolTestCase):
 
 
 class EmptyPinSetTests(ToolTestCase):
-    """BR-13: no way of giving no usable pin makes a connection."""
+    """No way of giving no usable pin makes a connection."""
 
     def test_empty_pin_configurations(self):
         server = self.gnutls_serv("leaf1-chain.pem", "leaf1.key")
@@ -635,7 +635,7 @@ class EmptyPinSetTests(ToolTestCase):
 
 
 class PinSpellingTests(ToolTestCase):
-    """BR-14: every spelling of a pin is that pin; every bad one is refused."""
+    """Every spelling of a pin is that pin; every bad one is refused."""
 
     def spellings(self) -> dict[str, str]:
         b64 = pin("leaf1.pem").removeprefix("sha256/")
@@ -690,7 +690,7 @@ class PinSpellingTests(ToolTestCase):
 
 
 class PinOnlyModeTests(ToolTestCase):
-    """BR-16: pins stay in force without CA checks, and CA checks are real."""
+    """Pins stay in force without CA checks, and CA checks are real."""
 
     def setUp(self) -> None:
         super().setUp()
@@ -713,7 +713,7 @@ class PinOnlyModeTests(ToolTestCase):
 
 
 class HostNameTests(ToolTestCase):
-    """BR-12: a pin match never replaces the host-name check."""
+    """A pin match never replaces the host-name check."""
 
     def test_pinned_certificate_for_another_name(self):
         server = self.gnutls_serv("other-chain.pem", "other.key")

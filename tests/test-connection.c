@@ -1232,7 +1232,7 @@ test_mismatch (Fixture      *fixture,
   close_connection (fixture);
 }
 
-/* BR-18: the first write runs the handshake, and the secret never leaves
+/* The first write runs the handshake, and the secret never leaves
  * when the pins do not match. */
 static void
 test_implicit_handshake_mismatch (Fixture      *fixture,
@@ -1361,7 +1361,7 @@ test_rotation (Fixture      *fixture,
                          "leaf2.pem");
 }
 
-/* BR-16: pins alone trust a self-signed server. */
+/* Pins alone trust a self-signed server. */
 static void
 test_pin_only_self_signed (Fixture      *fixture,
                            gconstpointer data)
@@ -1521,7 +1521,7 @@ test_ca_and_pins_system_database (Fixture      *fixture,
   assert_server_refused (fixture);
 }
 
-/* BR-16: a pin match never stands in for a failed CA check. */
+/* A pin match never stands in for a failed CA check. */
 static void
 test_ca_and_pins_self_signed (Fixture      *fixture,
                               gconstpointer data)

@@ -258,7 +258,7 @@ test_ca_and_pins_no_server_name (void)
   gnutls_deinit (session);
 }
 
-/* BR-21: a server that authenticates with no certificate at all (anonymous
+/* A server that authenticates with no certificate at all (anonymous
  * key exchange, which only TLS 1.2 has) must be refused. */
 static void
 test_anonymous_server (void)
@@ -332,7 +332,7 @@ connect_resuming (TestServer     *server,
   return NULL;
 }
 
-/* BR-05: a TLS 1.2 session resumed with a pin set that no longer matches
+/* A TLS 1.2 session resumed with a pin set that no longer matches
  * the certificates of the original session is refused. */
 static void
 test_resumption_tls12 (void)

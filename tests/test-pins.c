@@ -826,7 +826,7 @@ matches (PinTlsPinSet *set,
 }
 
 /* A public-key pin survives reissuing the certificate with the same key; a
- * certificate pin does not (BR-15). */
+ * certificate pin does not. */
 static void
 test_matches_certificate (void)
 {
@@ -855,7 +855,7 @@ test_matches_certificate (void)
 }
 
 /* The certificate's fingerprint given as a public-key pin matches nothing:
- * the kind of digest is never guessed (BR-15a). */
+ * the kind of digest is never guessed. */
 static void
 test_matches_fingerprint_as_spki (void)
 {

@@ -483,7 +483,7 @@ presented_entry (const char *message,
   return g_strndup (start, end - start + 1);
 }
 
-/* A certificate the server merely appended is named as such (BR-01). */
+/* A certificate the server merely appended is named as such. */
 static void
 test_mismatch_message_decoy (void)
 {
@@ -513,7 +513,7 @@ test_mismatch_message_decoy (void)
 }
 
 /* A mismatch names the server, what it presented in order with subjects,
- * what was configured, and that the client needs an update (BR-27). */
+ * what was configured, and that the client needs an update. */
 static void
 test_mismatch_message (void)
 {
@@ -665,7 +665,7 @@ static const CaFlagsCase ca_flags_cases[] = {
 };
 
 /* A verification result is never read as "trusted" unless the call
- * succeeded and set no status bit (BR-02c). */
+ * succeeded and set no status bit. */
 static void
 test_ca_flags (gconstpointer data)
 {
@@ -701,7 +701,7 @@ failing_trust_lookup_issuer (PinTlsTrust      *trust,
 }
 
 /* A trust whose verification call fails with no status bit set refuses a
- * chain even though a pin matches (BR-02c). */
+ * chain even though a pin matches. */
 static void
 test_decision_failed_verification (void)
 {
