@@ -1928,6 +1928,58 @@ close_needs_bye (PinTlsClientConnection *self,
   return needed;
 }
 
+/* Called with @side claimed: whether the base stream is about to close
+ * after a handshake that failed, when the server may still be sending. */
+static gboolean
+close_needs_drain (PinTlsClientConnection *self,
+                   GIOCondition            side)
+{
+  gboolean needed;
+
+  g_mutex_lock (&self->lock);
+  needed = side == (G_IO_IN | G_IO_OUT) && self->handshake_error != NULL
+           && !self->read_closed;
+  g_mutex_unlock (&self->lock);
+
+  return needed;
+}
+
+/* How much of what a refused server sent drain_input() reads at most. */
+#define DRAIN_LIMIT (256 * 1024)
+#define DRAIN_CHUNK (16 * 1024)
+
+/* After a failed handshake the server may have sent more than the client
+ * read: a TLS 1.3 server's session tickets, or data it sends before the
+ * client's Finished. Closing a socket with unread data makes the kernel
+ * reset the connection, and a server that writes after the reset fails
+ * without ever reading the alert that said why. So this shuts the socket's
+ * sending side, which sends the alert on its way followed by the end of
+ * the stream, then reads and drops what has already arrived, without
+ * waiting and up to DRAIN_LIMIT bytes. */
+static void
+drain_input (PinTlsClientConnection *self)
+{
+  g_autofree guint8 *buffer = g_malloc (DRAIN_CHUNK);
+  gsize drained = 0;
+  gssize n;
+
+  if (G_IS_SOCKET_CONNECTION (self->base_io_stream))
+    {
+      GSocket *socket;
+
+      socket = g_socket_connection_get_socket (G_SOCKET_CONNECTION (self->base_io_stream));
+      g_socket_shutdown (socket, FALSE, TRUE, NULL);
+    }
+
+  do
+    n = g_pollable_input_stream_read_nonblocking (self->base_input, buffer, DRAIN_CHUNK,
+                                                  NULL, NULL);
+  while (n > 0 && (drained += n) < DRAIN_LIMIT);
+
+  CONNECTION_DEBUG (self, "dropped %" G_GSIZE_FORMAT " unread bytes before closing",
+                    drained);
+}
+
 static void
 mark_closed (PinTlsClientConnection *self,
              GIOCondition            side)
@@ -1985,6 +2037,8 @@ _pin_tls_client_connection_close_side (PinTlsClientConnection *self,
   if (close_needs_bye (self, side))
     send_close_notify (self, &io, &bye_error);
   g_clear_error (&io.error);
+  if (close_needs_drain (self, side))
+    drain_input (self);
 
   closed = close_base (self, side, cancellable, error);
   mark_closed (self, side);
@@ -2042,6 +2096,7 @@ typedef struct
   GIOCondition side;
   gboolean claimed;
   gboolean bye_pending;
+  gboolean drain_pending;
   GError *bye_error;
   IoContext io;
 } CloseJob;
@@ -2151,6 +2206,7 @@ close_job_step (GTask *task)
           return G_SOURCE_REMOVE;
         }
       job->bye_pending = close_needs_bye (self, job->side);
+      job->drain_pending = close_needs_drain (self, job->side);
     }
 
   if (job->bye_pending && !send_close_notify (self, &job->io, &job->bye_error))
@@ -2168,6 +2224,10 @@ close_job_step (GTask *task)
         }
     }
   job->bye_pending = FALSE;
+
+  if (job->drain_pending)
+    drain_input (self);
+  job->drain_pending = FALSE;
 
   close_base_async (task);
   return G_SOURCE_REMOVE;

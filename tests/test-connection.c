@@ -73,6 +73,12 @@ static const TestServerOptions client_certificate_server = {
   "leaf1-chain.pem", "leaf1.key",
   .request_certificate = "rootA.pem",
 };
+static const TestServerOptions early_greeting_server = {
+  "leaf2-chain.pem", "leaf2.key",
+  .priority = "NORMAL:-VERS-ALL:+VERS-TLS1.3",
+  .greeting = "early\n",
+  .early_greeting = TRUE,
+};
 static const TestServerOptions no_ems_server = {
   "leaf1-chain.pem", "leaf1.key",
   .priority = "NORMAL:-VERS-ALL:+VERS-TLS1.2:%NO_SESSION_HASH",
@@ -1230,6 +1236,92 @@ test_mismatch (Fixture      *fixture,
 
   assert_failed_with_mismatch (fixture);
   close_connection (fixture);
+}
+
+/* How the unread-data tests end the connection. */
+typedef enum
+{
+  END_BY_CLOSE,
+  END_BY_CLOSE_ASYNC,
+  END_BY_UNREF,
+} EndBy;
+
+static void
+end_connection (Fixture *fixture,
+                EndBy    end_by)
+{
+  g_auto(AsyncWait) wait = { NULL };
+  g_autoptr(GError) error = NULL;
+
+  switch (end_by)
+    {
+    case END_BY_CLOSE:
+      close_connection (fixture);
+      break;
+    case END_BY_CLOSE_ASYNC:
+      g_io_stream_close_async (G_IO_STREAM (fixture->connection), G_PRIORITY_DEFAULT,
+                               NULL, async_wait_cb, &wait);
+      iterate_until (&wait.done);
+      g_assert_true (g_io_stream_close_finish (G_IO_STREAM (fixture->connection),
+                                               wait.result, &error));
+      g_assert_no_error (error);
+      break;
+    case END_BY_UNREF:
+      g_clear_object (&fixture->connection);
+      break;
+    }
+}
+
+/* TLS 1.3: the server sends data right after its handshake flight, and the
+ * client, refusing the certificate, never reads it; the application then
+ * ends the connection at once. Closing a socket with unread data makes the
+ * kernel reset the connection, and a server writing after that reset
+ * never reads the bad_certificate alert. The connection must drain what
+ * waits before it closes, so that the server still gets the alert. */
+static void
+test_mismatch_unread_data (Fixture      *fixture,
+                           gconstpointer data)
+{
+  GSocket *socket;
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  socket = g_socket_connection_get_socket (fixture->tcp);
+
+  g_assert_false (fixture_handshake (fixture, &error));
+  assert_mismatch (error);
+  g_clear_error (&error);
+
+  /* The early data is there, unread, when the application ends it. */
+  g_assert_true (g_socket_condition_timed_wait (socket, G_IO_IN,
+                                                TEST_TIMEOUT_SECONDS * G_USEC_PER_SEC,
+                                                NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (g_socket_get_available_bytes (socket), >, 0);
+  end_connection (fixture, GPOINTER_TO_INT (data));
+
+  assert_server_refused (fixture);
+}
+
+static void
+test_mismatch_unread_data_close (Fixture      *fixture,
+                                 gconstpointer data)
+{
+  test_mismatch_unread_data (fixture, GINT_TO_POINTER (END_BY_CLOSE));
+}
+
+static void
+test_mismatch_unread_data_close_async (Fixture      *fixture,
+                                       gconstpointer data)
+{
+  test_mismatch_unread_data (fixture, GINT_TO_POINTER (END_BY_CLOSE_ASYNC));
+}
+
+static void
+test_mismatch_unread_data_unref (Fixture      *fixture,
+                                 gconstpointer data)
+{
+  test_mismatch_unread_data (fixture, GINT_TO_POINTER (END_BY_UNREF));
 }
 
 /* The first write runs the handshake, and the secret never leaves
@@ -3471,6 +3563,12 @@ main (int   argc,
   add_test ("renegotiation-refused", &renegotiating_server, test_renegotiation_refused);
 
   add_test ("mismatch", &leaf2_server, test_mismatch);
+  add_test ("mismatch/unread-data/close", &early_greeting_server,
+            test_mismatch_unread_data_close);
+  add_test ("mismatch/unread-data/close-async", &early_greeting_server,
+            test_mismatch_unread_data_close_async);
+  add_test ("mismatch/unread-data/unref", &early_greeting_server,
+            test_mismatch_unread_data_unref);
   add_test ("implicit-handshake/mismatch", &leaf2_server, test_implicit_handshake_mismatch);
   add_test ("implicit-handshake/match", &leaf1_server, test_implicit_handshake);
   add_test ("accept-certificate/pin-only", &leaf2_server, test_accept_certificate_pin_only);

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#define _GNU_SOURCE /* POLLRDHUP */
+
 #include "test-utils.h"
 
 #include <errno.h>
@@ -176,6 +178,7 @@ struct _TestServer
   gboolean tickets;
   gboolean anonymous;
   char *greeting;
+  gboolean early_greeting;
   gboolean no_close_notify;
   char *alpn;
   gboolean no_tls;
@@ -317,8 +320,10 @@ server_session_new (TestServer       *server,
   gnutls_session_t session;
 
   g_assert_cmpint (gnutls_init (&session,
-                                GNUTLS_SERVER
-                                | (server->tickets ? 0 : GNUTLS_NO_TICKETS)),
+                                GNUTLS_SERVER | GNUTLS_NO_SIGNAL
+                                | (server->tickets ? 0 : GNUTLS_NO_TICKETS)
+                                | (server->early_greeting ? GNUTLS_ENABLE_EARLY_START
+                                                          : 0)),
                    ==, 0);
   g_assert_cmpint (gnutls_priority_set (session, server->priority), ==, 0);
   if (server->anonymous)
@@ -492,6 +497,51 @@ serve_http (TestServer       *server,
   gnutls_bye (session, GNUTLS_SHUT_WR);
 }
 
+/* Serves a client with early_greeting: the handshake returns once the
+ * server's flight is out (GnuTLS's early start), and the greeting goes
+ * out at once, as data a TLS 1.3 server may send before the client's
+ * Finished. The client has not read it if it stopped at the server's
+ * certificate. Once the client has hung up, the greeting goes out again,
+ * as from a server that keeps writing whatever the client does; a TCP
+ * reset makes that write fail, and the server gives up without reading,
+ * as most servers do. Otherwise it reads the client's Finished or alert. */
+static void
+serve_early_greeting (TestServer       *server,
+                      int               fd,
+                      gnutls_session_t  session,
+                      TestServerReport *report)
+{
+  const guint8 *greeting = (const guint8 *) server->greeting;
+  struct pollfd client = { fd, POLLRDHUP, 0 };
+  guint8 buffer[256];
+  int ret;
+
+  ret = run_handshake (session);
+  if (ret == 0)
+    g_assert_true (gnutls_session_get_flags (session) & GNUTLS_SFLAGS_EARLY_START);
+  if (ret == 0 && !send_all (session, greeting, strlen (server->greeting)))
+    ret = GNUTLS_E_PUSH_ERROR;
+
+  if (ret == 0)
+    g_assert_cmpint (poll (&client, 1, TIMEOUT_MS), ==, 1);
+  if (ret == 0 && !send_all (session, greeting, strlen (server->greeting)))
+    ret = GNUTLS_E_PUSH_ERROR;
+
+  while (ret == 0)
+    {
+      ssize_t n = gnutls_record_recv (session, buffer, sizeof buffer);
+
+      if (n == 0 || (n < 0 && gnutls_error_is_fatal (n)))
+        ret = n;
+      if (n > 0)
+        g_byte_array_append (report->received, buffer, n);
+    }
+
+  report->handshake_result = ret;
+  if (ret == GNUTLS_E_FATAL_ALERT_RECEIVED)
+    report->alert = gnutls_alert_get (session);
+}
+
 static void
 serve_connection (TestServer       *server,
                   int               fd,
@@ -499,6 +549,13 @@ serve_connection (TestServer       *server,
 {
   gnutls_session_t session = server_session_new (server, fd, report);
   int ret;
+
+  if (server->early_greeting)
+    {
+      serve_early_greeting (server, fd, session, report);
+      gnutls_deinit (session);
+      return;
+    }
 
   ret = run_handshake (session);
   report->handshake_result = ret;
@@ -741,6 +798,7 @@ test_server_new (const TestServerOptions *options)
   server->tickets = options->tickets;
   server->anonymous = options->anonymous;
   server->greeting = g_strdup (options->greeting);
+  server->early_greeting = options->early_greeting;
   server->no_close_notify = options->no_close_notify;
   server->alpn = g_strdup (options->alpn);
   server->no_tls = options->no_tls;

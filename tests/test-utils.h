@@ -50,6 +50,12 @@ typedef struct
                           * all: chain and key are ignored, and priority
                           * must enable an ANON key exchange */
   const char *greeting;  /* sent right after the handshake, if not NULL */
+  gboolean early_greeting; /* TLS 1.3: send the greeting as soon as the
+                            * server's handshake flight is out, before the
+                            * client's Finished; once the client has hung
+                            * up, send it again, then read the client's
+                            * Finished or its alert. A server that fails
+                            * to write gives up without reading. */
   gboolean no_close_notify; /* after the handshake and the greeting, shut
                              * down the TCP connection's sending side without
                              * a close_notify, and echo nothing */
