@@ -27,16 +27,20 @@
  * authority errors, as for any GIO connection.
  *
  * ```c
+ * const char *pin_strings[] = {
+ *   "sha256/9sIXB7AFCxCp9agAXxemtPHN1m66/FkBo8xkhVRAKJY=", NULL
+ * };
+ * g_autoptr(GError) error = NULL;
+ * g_autoptr(PinTlsPinSet) pins = pin_tls_pin_set_new (pin_strings, &error);
  * g_autoptr(GSocketClient) client = g_socket_client_new ();
+ * g_autoptr(GSocketConnectable) address = g_network_address_new ("example.com", 443);
  * g_autoptr(GSocketConnection) tcp = NULL;
  * g_autoptr(PinTlsClientConnection) tls = NULL;
- * g_autoptr(GError) error = NULL;
  *
- * tcp = g_socket_client_connect_to_host (client, "example.com", 443, NULL, &error);
+ * if (pins != NULL)
+ *   tcp = g_socket_client_connect (client, address, NULL, &error);
  * if (tcp != NULL)
- *   tls = pin_tls_client_connection_new (G_IO_STREAM (tcp),
- *                                        G_SOCKET_CONNECTABLE (address), pins,
- *                                        &error);
+ *   tls = pin_tls_client_connection_new (G_IO_STREAM (tcp), address, pins, &error);
  * if (tls != NULL && !g_tls_connection_handshake (G_TLS_CONNECTION (tls), NULL, &error)
  *     && g_error_matches (error, PIN_TLS_ERROR, PIN_TLS_ERROR_PIN_MISMATCH))
  *   g_printerr ("This client is outdated: please update it.\n");
@@ -49,6 +53,24 @@
  * One thread may read while another writes. Session resumption is off
  * unless [property@PinTls.ClientConnection:session-resumption-enabled]
  * turns it on; a resumed session has its pins checked like a new one.
+ *
+ * The connection is set up in full when it is constructed, so one made
+ * with g_object_new(), or with the plain constructor of a binding
+ * (`PinTls.ClientConnection(base_io_stream=tcp, server_identity=address,
+ * pins=pins)` in Python, `new PinTls.ClientConnection({...})` in
+ * JavaScript), works like one from [ctor@PinTls.ClientConnection.new] and
+ * enforces its pins the same way; [method@Gio.Initable.init] need not be
+ * called. If the properties cannot make a connection (no pins and no
+ * policy, both, no base stream, or a base stream that is not pollable),
+ * nothing warns: [method@Gio.Initable.init] returns the error, every
+ * handshake, read and write fails with it, closing succeeds, and the base
+ * stream is left to the caller, open, without a byte sent over it.
+ *
+ * After a failed handshake, closing the connection first reads and drops
+ * what the server had already sent, without waiting, and on a
+ * [class@Gio.SocketConnection] shuts down the sending side of the socket:
+ * closing a socket with unread data resets the connection, and a server
+ * hit by the reset may never read the `bad_certificate` alert.
  */
 
 #include "pin-tls-private.h"
@@ -97,7 +119,8 @@ struct _PinTlsClientConnection
 {
   GTlsConnection parent_instance;
 
-  /* Set up by init, then fixed. */
+  /* Set up at construction, then fixed. */
+  GError *construct_error;        /* why construction failed, or NULL */
   GIOStream *base_io_stream;
   GPollableInputStream *base_input;
   GPollableOutputStream *base_output;
@@ -2025,9 +2048,9 @@ _pin_tls_client_connection_close_side (PinTlsClientConnection *self,
   g_autoptr(GError) bye_error = NULL;
   gboolean closed;
 
-  /* A connection whose initialisation failed never took the base stream
-   * over: it stays the caller's, open. Its streams are made last. */
-  if (self->input == NULL)
+  /* A connection whose construction failed never took the base stream
+   * over: it stays the caller's, open. */
+  if (self->construct_error != NULL)
     return TRUE;
 
   stop_own_handshake (self);
@@ -2246,7 +2269,7 @@ close_side_async (PinTlsClientConnection *self,
   g_task_set_task_data (task, job, (GDestroyNotify) close_job_free);
 
   /* See _pin_tls_client_connection_close_side(). */
-  if (self->input == NULL)
+  if (self->construct_error != NULL)
     {
       g_task_return_boolean (task, TRUE);
       return;
@@ -2480,16 +2503,21 @@ _pin_tls_client_connection_dup_session_key (PinTlsClientConnection *self)
   return key;
 }
 
+/* Checks what construction was given and sets up the GnuTLS session. */
 static gboolean
-pin_tls_client_connection_initable_init (GInitable    *initable,
-                                         GCancellable *cancellable,
-                                         GError      **error)
+set_up (PinTlsClientConnection *self,
+        GError                **error)
 {
-  PinTlsClientConnection *self = PIN_TLS_CLIENT_CONNECTION (initable);
   GInputStream *base_input;
   GOutputStream *base_output;
   int ret;
 
+  if (self->base_io_stream == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           "A pinned connection needs a base stream");
+      return FALSE;
+    }
   if (self->pins == NULL && self->policy == NULL)
     {
       g_set_error_literal (error, PIN_TLS_ERROR, PIN_TLS_ERROR_EMPTY_PIN_SET,
@@ -2527,6 +2555,7 @@ pin_tls_client_connection_initable_init (GInitable    *initable,
                                   shared_credentials ());
   if (ret < 0)
     {
+      g_clear_pointer (&self->session, gnutls_deinit);
       g_set_error (error, G_TLS_ERROR, G_TLS_ERROR_MISC,
                    "Cannot set up the TLS session: %s", gnutls_strerror (ret));
       return FALSE;
@@ -2538,8 +2567,44 @@ pin_tls_client_connection_initable_init (GInitable    *initable,
   gnutls_transport_set_pull_timeout_function (self->session, pull_timeout_cb);
   gnutls_transport_set_vec_push_function (self->session, vec_push_cb);
 
+  return TRUE;
+}
+
+/* Construction does all the work, so that a connection made with
+ * g_object_new(), as bindings make it, is as complete as one made with
+ * g_initable_new(). If it fails, the error waits for init, and every
+ * operation fails with it, as after a failed handshake: nothing can run
+ * over such a connection, and it never touches the base stream. */
+static void
+pin_tls_client_connection_constructed (GObject *object)
+{
+  PinTlsClientConnection *self = PIN_TLS_CLIENT_CONNECTION (object);
+
+  G_OBJECT_CLASS (pin_tls_client_connection_parent_class)->constructed (object);
+
+  if (!set_up (self, &self->construct_error))
+    {
+      CONNECTION_DEBUG (self, "construction failed: %s", self->construct_error->message);
+      self->handshake_error = g_error_copy (self->construct_error);
+      g_prefix_error (&self->handshake_error, "This connection could not be set up: ");
+    }
+
   self->input = _pin_tls_input_stream_new (self);
   self->output = _pin_tls_output_stream_new (self);
+}
+
+static gboolean
+pin_tls_client_connection_initable_init (GInitable    *initable,
+                                         GCancellable *cancellable,
+                                         GError      **error)
+{
+  PinTlsClientConnection *self = PIN_TLS_CLIENT_CONNECTION (initable);
+
+  if (self->construct_error != NULL)
+    {
+      g_propagate_error (error, g_error_copy (self->construct_error));
+      return FALSE;
+    }
 
   return TRUE;
 }
@@ -2737,6 +2802,7 @@ pin_tls_client_connection_finalize (GObject *object)
   g_clear_pointer (&self->ciphersuite_name, g_free);
   g_list_free_full (self->accepted_cas, (GDestroyNotify) g_byte_array_unref);
   g_clear_error (&self->handshake_error);
+  g_clear_error (&self->construct_error);
   g_clear_object (&self->wake);
   g_clear_object (&self->read_closed_wake);
   g_clear_object (&self->write_closed_wake);
@@ -2755,6 +2821,7 @@ pin_tls_client_connection_class_init (PinTlsClientConnectionClass *klass)
 
   object_class->get_property = pin_tls_client_connection_get_property;
   object_class->set_property = pin_tls_client_connection_set_property;
+  object_class->constructed = pin_tls_client_connection_constructed;
   object_class->finalize = pin_tls_client_connection_finalize;
 
   stream_class->get_input_stream = pin_tls_client_connection_get_input_stream;

@@ -1961,6 +1961,168 @@ test_non_pollable_base (void)
   g_assert_false (g_io_stream_is_closed (base));
 }
 
+/* Built with g_object_new(), as the constructors of Python and JavaScript
+ * build it, without g_initable_init(): the connection is complete all the
+ * same, and enforces its pins. */
+static void
+test_construct_without_init_match (Fixture      *fixture,
+                                   gconstpointer data)
+{
+  g_autoptr(GSocketConnection) tcp = connect_tcp (fixture);
+  g_autoptr(GSocketConnectable) address = NULL;
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_autoptr(GError) error = NULL;
+
+  address = g_network_address_new ("host.test", test_server_get_port (fixture->server));
+  fixture->connection = g_object_new (PIN_TLS_TYPE_CLIENT_CONNECTION,
+                                      "base-io-stream", tcp,
+                                      "server-identity", address,
+                                      "pins", pins,
+                                      NULL);
+  fixture_watch_tcp (fixture, tcp);
+
+  write_text (fixture, "ping\n");
+  read_text (fixture, "ping\n");
+  g_assert_true (g_initable_init (G_INITABLE (fixture->connection), NULL, &error));
+  g_assert_no_error (error);
+  close_connection (fixture);
+  assert_server_received (fixture, "ping\n");
+}
+
+static void
+test_construct_without_init_mismatch (Fixture      *fixture,
+                                      gconstpointer data)
+{
+  g_autoptr(GSocketConnection) tcp = connect_tcp (fixture);
+  g_autoptr(GSocketConnectable) address = NULL;
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_autoptr(GError) error = NULL;
+
+  address = g_network_address_new ("host.test", test_server_get_port (fixture->server));
+  fixture->connection = g_object_new (PIN_TLS_TYPE_CLIENT_CONNECTION,
+                                      "base-io-stream", tcp,
+                                      "server-identity", address,
+                                      "pins", pins,
+                                      NULL);
+  fixture_watch_tcp (fixture, tcp);
+
+  g_assert_false (fixture_handshake (fixture, &error));
+  assert_mismatch (error);
+  assert_server_refused (fixture);
+  assert_failed_with_mismatch (fixture);
+  close_connection (fixture);
+}
+
+/* What the connection of a failed construction must fail with. */
+static GQuark construct_error_domain;
+static int construct_error_code;
+
+static void
+take_construct_error (GError *error)
+{
+  g_assert_error (error, construct_error_domain, construct_error_code);
+  g_assert_nonnull (strstr (error->message, "could not be set up"));
+  g_error_free (error);
+}
+
+typedef enum
+{
+  CONSTRUCT_NO_PINS,
+  CONSTRUCT_PINS_AND_POLICY,
+  CONSTRUCT_NO_BASE_STREAM,
+  CONSTRUCT_NON_POLLABLE_BASE,
+} ConstructFault;
+
+static GIOStream *
+non_pollable_stream (void)
+{
+  g_autoptr(GInputStream) memory_input = g_memory_input_stream_new ();
+  g_autoptr(GOutputStream) memory_output = g_memory_output_stream_new_resizable ();
+  g_autoptr(GInputStream) input = g_buffered_input_stream_new (memory_input);
+  g_autoptr(GOutputStream) output = g_buffered_output_stream_new (memory_output);
+
+  return g_simple_io_stream_new (input, output);
+}
+
+/* Built with g_object_new() from properties that cannot make a connection:
+ * no g_critical, g_initable_init() reports what was wrong, every operation
+ * fails with that error, closing succeeds, and the base stream stays the
+ * caller's, open, with not one byte sent over it. */
+static void
+test_construct_failed (Fixture       *fixture,
+                       ConstructFault fault)
+{
+  g_autoptr(GSocketConnectable) address = NULL;
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_autoptr(PinTlsPolicy) policy = pin_tls_policy_new ();
+  g_autoptr(GIOStream) base = NULL;
+  g_autoptr(GError) error = NULL;
+
+  address = g_network_address_new ("host.test", test_server_get_port (fixture->server));
+  if (fault == CONSTRUCT_NON_POLLABLE_BASE)
+    base = non_pollable_stream ();
+  else if (fault != CONSTRUCT_NO_BASE_STREAM)
+    base = G_IO_STREAM (connect_tcp (fixture));
+
+  fixture->connection = g_object_new (PIN_TLS_TYPE_CLIENT_CONNECTION,
+                                      "base-io-stream", base,
+                                      "server-identity", address,
+                                      "pins", fault == CONSTRUCT_NO_PINS ? NULL : pins,
+                                      "policy",
+                                      fault == CONSTRUCT_PINS_AND_POLICY ? policy : NULL,
+                                      NULL);
+  g_assert_false (g_initable_init (G_INITABLE (fixture->connection), NULL, &error));
+  g_assert_error (error, construct_error_domain, construct_error_code);
+  g_assert_null (strstr (error->message, "could not be set up"));
+
+  assert_operations_fail (fixture, take_construct_error, TRUE);
+  close_connection (fixture);
+  g_clear_object (&fixture->connection);
+
+  if (base == NULL || fault == CONSTRUCT_NON_POLLABLE_BASE)
+    return;
+  g_assert_false (g_io_stream_is_closed (base));
+  g_clear_object (&base);
+  test_server_wait (fixture->server);
+  g_assert_false (test_server_got_client_hello (fixture->server));
+}
+
+static void
+test_construct_no_pins (Fixture      *fixture,
+                        gconstpointer data)
+{
+  construct_error_domain = PIN_TLS_ERROR;
+  construct_error_code = PIN_TLS_ERROR_EMPTY_PIN_SET;
+  test_construct_failed (fixture, CONSTRUCT_NO_PINS);
+}
+
+static void
+test_construct_pins_and_policy (Fixture      *fixture,
+                                gconstpointer data)
+{
+  construct_error_domain = G_IO_ERROR;
+  construct_error_code = G_IO_ERROR_INVALID_ARGUMENT;
+  test_construct_failed (fixture, CONSTRUCT_PINS_AND_POLICY);
+}
+
+static void
+test_construct_no_base_stream (Fixture      *fixture,
+                               gconstpointer data)
+{
+  construct_error_domain = G_IO_ERROR;
+  construct_error_code = G_IO_ERROR_INVALID_ARGUMENT;
+  test_construct_failed (fixture, CONSTRUCT_NO_BASE_STREAM);
+}
+
+static void
+test_construct_non_pollable_base (Fixture      *fixture,
+                                  gconstpointer data)
+{
+  construct_error_domain = G_IO_ERROR;
+  construct_error_code = G_IO_ERROR_NOT_SUPPORTED;
+  test_construct_failed (fixture, CONSTRUCT_NON_POLLABLE_BASE);
+}
+
 /* The streams hold only a weak reference to their connection: once it is
  * gone, they report a closed connection, and their sources fire so that a
  * waiting reader or writer finds out. */
@@ -3606,6 +3768,16 @@ main (int   argc,
   add_test ("close/async-during-async-handshake", &leaf1_server,
             test_close_async_during_async_handshake);
   g_test_add_func ("/pintls/connection/non-pollable-base", test_non_pollable_base);
+  add_test ("construct-without-init/match", &leaf1_server, test_construct_without_init_match);
+  add_test ("construct-without-init/mismatch", &leaf2_server,
+            test_construct_without_init_mismatch);
+  add_test ("construct-without-init/no-pins", &leaf1_server, test_construct_no_pins);
+  add_test ("construct-without-init/pins-and-policy", &leaf1_server,
+            test_construct_pins_and_policy);
+  add_test ("construct-without-init/no-base-stream", &leaf1_server,
+            test_construct_no_base_stream);
+  add_test ("construct-without-init/non-pollable-base", &leaf1_server,
+            test_construct_non_pollable_base);
   add_test ("streams-outlive-connection", &leaf1_server, test_streams_outlive_connection);
   add_test ("pollable/during-handshake", &leaf1_server, test_pollable_during_handshake);
 
