@@ -189,6 +189,52 @@ test('synchronous mismatch', () => {
         PinTls.Error, PinTls.Error.PIN_MISMATCH));
 });
 
+test('the plain constructor makes a connection that enforces its pins', async () => {
+    const construct = async pins => new PinTls.ClientConnection({
+        base_io_stream: await new Gio.SocketClient().connect_to_host_async(address, 0, null),
+        server_identity: identity,
+        pins,
+    });
+
+    const connection = await construct(pinSet(rightPin));
+    assertEqual(await echoAsync(connection, 'constructed\n'), 'constructed\n', 'echo');
+    await connection.close_async(GLib.PRIORITY_DEFAULT, null);
+
+    const refused = await construct(pinSet(wrongPin));
+    assertPinMismatch(await assertRejects(
+        refused.handshake_async(GLib.PRIORITY_DEFAULT, null),
+        PinTls.Error, PinTls.Error.PIN_MISMATCH));
+    assertPinMismatch(assertThrows(
+        () => refused.get_output_stream().write_all(encoder.encode('secret\n'), null),
+        PinTls.Error, PinTls.Error.PIN_MISMATCH));
+});
+
+test('the plain constructor without pins fails cleanly', async () => {
+    const tcp = await new Gio.SocketClient().connect_to_host_async(address, 0, null);
+    const connection = new PinTls.ClientConnection({
+        base_io_stream: tcp,
+        server_identity: identity,
+    });
+
+    assertThrows(() => connection.init(null), PinTls.Error, PinTls.Error.EMPTY_PIN_SET);
+    const error = assertThrows(() => connection.handshake(null),
+        PinTls.Error, PinTls.Error.EMPTY_PIN_SET);
+    assert(error.message.includes('could not be set up'), error.message);
+    await assertRejects(connection.handshake_async(GLib.PRIORITY_DEFAULT, null),
+        PinTls.Error, PinTls.Error.EMPTY_PIN_SET);
+    await assertRejects(
+        connection.get_output_stream().write_bytes_async(
+            new GLib.Bytes(encoder.encode('secret\n')), GLib.PRIORITY_DEFAULT, null),
+        PinTls.Error, PinTls.Error.EMPTY_PIN_SET);
+    await assertRejects(
+        connection.get_input_stream().read_bytes_async(1, GLib.PRIORITY_DEFAULT, null),
+        PinTls.Error, PinTls.Error.EMPTY_PIN_SET);
+
+    assert(await connection.close_async(GLib.PRIORITY_DEFAULT, null), 'close');
+    assert(!tcp.is_closed(), 'the base stream stays the caller\'s');
+    tcp.close(null);
+});
+
 test('a pin set made without pins is refused', () => {
     // new PinTls.PinSet() bypasses the constructors, which refuse empty sets.
     assertThrows(() => connectSync(new PinTls.PinSet()).handshake(null),

@@ -178,6 +178,71 @@ class TestSyncConnection(ConnectionTestCase):
                                                  PinTls.Error.EMPTY_PIN_SET),
                         caught.exception.message)
 
+    def construct(self, **properties):
+        """Builds a connection with the plain constructor, without init()."""
+        return PinTls.ClientConnection(server_identity=self.identity, **properties)
+
+    def test_plain_constructor_enforces_pins(self):
+        tcp = Gio.SocketClient().connect_to_host(self.server.address, 0, None)
+        connection = self.construct(base_io_stream=tcp, pins=self.right)
+        self.assertEqual(self.echo(connection, b'constructed\n'), b'constructed\n')
+        self.assertTrue(connection.close(None))
+
+        tcp = Gio.SocketClient().connect_to_host(self.server.address, 0, None)
+        connection = self.construct(base_io_stream=tcp, pins=self.wrong)
+        with self.assertRaises(GLib.Error) as caught:
+            connection.handshake(None)
+        self.assertPinMismatch(caught.exception)
+        with self.assertRaises(GLib.Error) as caught:
+            connection.get_output_stream().write_all(b'secret\n', None)
+        self.assertPinMismatch(caught.exception)
+
+    def test_plain_constructor_without_pins_fails_cleanly(self):
+        tcp = Gio.SocketClient().connect_to_host(self.server.address, 0, None)
+        connection = self.construct(base_io_stream=tcp)
+
+        with self.assertRaises(GLib.Error) as caught:
+            connection.init(None)
+        self.assertTrue(caught.exception.matches(PinTls.Error.quark(),
+                                                 PinTls.Error.EMPTY_PIN_SET),
+                        caught.exception.message)
+        operations = {
+            'handshake': lambda: connection.handshake(None),
+            'write': lambda: connection.get_output_stream().write_all(b'secret\n', None),
+            'read': lambda: connection.get_input_stream().read_bytes(1, None),
+            'nonblocking read':
+                lambda: connection.get_input_stream().read_nonblocking(None),
+        }
+        for name, operation in operations.items():
+            with self.subTest(operation=name), self.assertRaises(GLib.Error) as caught:
+                operation()
+            self.assertTrue(caught.exception.matches(PinTls.Error.quark(),
+                                                     PinTls.Error.EMPTY_PIN_SET),
+                            caught.exception.message)
+        self.assertIn('could not be set up', caught.exception.message)
+
+        def steps():
+            result = yield lambda callback: connection.handshake_async(
+                GLib.PRIORITY_DEFAULT, None, callback)
+            with self.assertRaises(GLib.Error) as caught:
+                connection.handshake_finish(result)
+            return caught.exception
+        error = run_in_main_loop(steps())
+        self.assertTrue(error.matches(PinTls.Error.quark(), PinTls.Error.EMPTY_PIN_SET))
+
+        self.assertTrue(connection.close(None))
+        self.assertFalse(tcp.is_closed(), 'the base stream stays the caller\'s')
+        tcp.close(None)
+
+    def test_plain_constructor_without_base_stream_fails_cleanly(self):
+        connection = self.construct(pins=self.right)
+        with self.assertRaises(GLib.Error) as caught:
+            connection.handshake(None)
+        self.assertTrue(caught.exception.matches(Gio.io_error_quark(),
+                                                 Gio.IOErrorEnum.INVALID_ARGUMENT),
+                        caught.exception.message)
+        self.assertTrue(connection.close(None))
+
     def test_mismatch_from_connect_helper(self):
         with self.assertRaises(GLib.Error) as caught:
             PinTls.connect(self.server.address, 443, self.wrong, None)
