@@ -151,7 +151,8 @@ struct _PinTlsClientConnection
   gboolean peer_chain_is_path;    /* or, if not, every certificate presented */
   GTlsCertificate *peer_certificate;
   GTlsCertificateFlags peer_certificate_errors;
-  char **presented_pins;
+  GPtrArray *presented_chain;     /* GBytes: every certificate, as sent */
+  char **presented_pins;          /* made from it when first asked for */
   char *negotiated_protocol;
   GTlsProtocolVersion protocol_version;
   char *ciphersuite_name;
@@ -561,30 +562,66 @@ create_trust (PinTlsClientConnection *self,
   return _pin_tls_trust_new_for_list (system_list);
 }
 
-/* The issuer path the verdict checked, leaf first. When the leaf alone
- * decided, the verdict checked no issuer: every certificate presented is
- * kept instead, and the path is found if the peer certificate is asked
- * for, not in every handshake. */
+/* Every certificate the server presented, as it sent them. */
 static GPtrArray *
-copy_peer_path (PinTlsClientConnection *self,
-                PinTlsDecision         *verdict)
+copy_presented_chain (PinTlsClientConnection *self)
 {
   GPtrArray *chain = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
   const gnutls_datum_t *peers;
   unsigned int n_peers = 0;
-  guint n;
   guint i;
 
   peers = gnutls_certificate_get_peers (self->session, &n_peers);
-  n = verdict->path_is_partial ? n_peers : verdict->path_length;
-  for (i = 0; i < n; i++)
-    {
-      guint index = verdict->path_is_partial ? i : verdict->path[i];
-
-      g_ptr_array_add (chain, g_bytes_new (peers[index].data, peers[index].size));
-    }
+  for (i = 0; i < n_peers; i++)
+    g_ptr_array_add (chain, g_bytes_new (peers[i].data, peers[i].size));
 
   return chain;
+}
+
+/* The issuer path the verdict checked, leaf first, out of @presented. When
+ * the leaf alone decided, the verdict checked no issuer: every certificate
+ * presented is kept instead, and the path is found if the peer certificate
+ * is asked for, not in every handshake. */
+static GPtrArray *
+copy_peer_path (GPtrArray      *presented,
+                PinTlsDecision *verdict)
+{
+  GPtrArray *chain;
+  guint i;
+
+  if (verdict->path_is_partial)
+    return g_ptr_array_ref (presented);
+
+  chain = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  for (i = 0; i < verdict->path_length; i++)
+    g_ptr_array_add (chain, g_bytes_ref (presented->pdata[verdict->path[i]]));
+
+  return chain;
+}
+
+/* Called with the lock held: the public-key pins of the certificates the
+ * server presented, made the first time someone asks for them and kept
+ * until the next handshake. */
+static char **
+get_presented_pins (PinTlsClientConnection *self)
+{
+  g_autofree gnutls_datum_t *der = NULL;
+  guint i;
+
+  if (self->presented_pins != NULL || self->presented_chain == NULL)
+    return self->presented_pins;
+
+  der = g_new (gnutls_datum_t, self->presented_chain->len);
+  for (i = 0; i < self->presented_chain->len; i++)
+    {
+      gsize size;
+
+      der[i].data = (guchar *) g_bytes_get_data (self->presented_chain->pdata[i], &size);
+      der[i].size = size;
+    }
+  self->presented_pins = _pin_tls_presented_pins (der, self->presented_chain->len);
+
+  return self->presented_pins;
 }
 
 /* Called with the lock held: keeps, of the certificates presented, the
@@ -649,12 +686,15 @@ verdict_cb (PinTlsDecision *verdict,
 
   g_mutex_lock (&self->lock);
   g_clear_pointer (&self->peer_chain, g_ptr_array_unref);
+  g_clear_pointer (&self->presented_chain, g_ptr_array_unref);
+  g_clear_pointer (&self->presented_pins, g_strfreev);
   g_clear_object (&self->peer_certificate);
   if (verdict->path != NULL)
-    self->peer_chain = copy_peer_path (self, verdict);
+    {
+      self->presented_chain = copy_presented_chain (self);
+      self->peer_chain = copy_peer_path (self->presented_chain, verdict);
+    }
   self->peer_chain_is_path = !verdict->path_is_partial;
-  g_strfreev (self->presented_pins);
-  self->presented_pins = g_strdupv (verdict->presented_pins);
   self->peer_certificate_errors = errors;
   g_mutex_unlock (&self->lock);
 
@@ -2639,7 +2679,7 @@ pin_tls_client_connection_get_property (GObject    *object,
       g_value_set_enum (value, self->mode);
       break;
     case PROP_PRESENTED_PINS:
-      g_value_set_boxed (value, self->presented_pins);
+      g_value_set_boxed (value, get_presented_pins (self));
       break;
     case PROP_SESSION_RESUMPTION_ENABLED:
       g_value_set_boolean (value, self->resumption_enabled);
@@ -2797,6 +2837,7 @@ pin_tls_client_connection_finalize (GObject *object)
   g_clear_pointer (&self->copied_session_data, g_bytes_unref);
   g_clear_pointer (&self->peer_chain, g_ptr_array_unref);
   g_clear_object (&self->peer_certificate);
+  g_clear_pointer (&self->presented_chain, g_ptr_array_unref);
   g_clear_pointer (&self->presented_pins, g_strfreev);
   g_clear_pointer (&self->negotiated_protocol, g_free);
   g_clear_pointer (&self->ciphersuite_name, g_free);
@@ -3160,7 +3201,7 @@ pin_tls_client_connection_get_presented_pins (PinTlsClientConnection *self)
   g_return_val_if_fail (PIN_TLS_IS_CLIENT_CONNECTION (self), NULL);
 
   g_mutex_lock (&self->lock);
-  pins = g_strdupv (self->presented_pins);
+  pins = g_strdupv (get_presented_pins (self));
   g_mutex_unlock (&self->lock);
 
   return pins;

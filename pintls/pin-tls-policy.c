@@ -606,7 +606,7 @@ static PinTlsVerdict
 classify (const PinTlsRule     *rule,
           const PinTlsDecision *decision)
 {
-  if (decision->presented_pins == NULL || decision->ca_errors != 0)
+  if (decision->path == NULL || decision->ca_errors != 0)
     return PIN_TLS_VERDICT_UNTRUSTED;
   if (decision->pin_matched)
     return PIN_TLS_VERDICT_MATCHED;
@@ -776,6 +776,6 @@ _pin_tls_rule_decide (const PinTlsRule     *rule,
   if (rule->quiet)
     return;
 
-  report = _pin_tls_report_new (rule, decision, host, port);
+  report = _pin_tls_report_new (rule, decision, der, n_certs, host, port);
   emit_report (rule, report);
 }

@@ -85,8 +85,8 @@ typedef struct
                                      * matched, or (under a policy rule)
                                      * they are not enforced */
   PinTlsVerdict verdict;            /* under a rule: what the pins found */
-  char **presented_pins;            /* every certificate as sent, leaf first */
-  guint *path;                      /* the issuer path, as indices of the chain */
+  guint *path;                      /* the issuer path, as indices of the
+                                     * chain; NULL if the chain is unreadable */
   guint path_length;
   gboolean path_is_partial;         /* the path stops at the leaf, whose pin
                                      * decided; the issuers were not checked */
@@ -108,6 +108,8 @@ void _pin_tls_decision_compute (PinTlsDecision        *verdict,
                                const char           *server_name,
                                PinTlsTrust          *trust);
 void _pin_tls_decision_clear (PinTlsDecision *verdict);
+char **_pin_tls_presented_pins (const gnutls_datum_t *der,
+                                guint                 n_certs);
 GTlsCertificateFlags _pin_tls_ca_flags_from_gnutls (int      result,
                                                     unsigned status);
 char *_pin_tls_describe_ca_flags (GTlsCertificateFlags flags,
@@ -177,6 +179,8 @@ void _pin_tls_rule_decide (const PinTlsRule     *rule,
 /* pin-tls-report.c */
 PinTlsReport *_pin_tls_report_new (const PinTlsRule     *rule,
                                    const PinTlsDecision *decision,
+                                   const gnutls_datum_t *der,
+                                   guint                 n_certs,
                                    const char           *host,
                                    guint16               port);
 

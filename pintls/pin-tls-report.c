@@ -68,21 +68,24 @@ pin_tls_report_init (PinTlsReport *self)
 {
 }
 
-/* A report of @decision, which @rule made for a server. */
+/* A report of @decision, which @rule made for a server on the chain @der.
+ * A chain the verdict could not read has no pins to list. */
 PinTlsReport *
 _pin_tls_report_new (const PinTlsRule     *rule,
                      const PinTlsDecision *decision,
+                     const gnutls_datum_t *der,
+                     guint                 n_certs,
                      const char           *host,
                      guint16               port)
 {
   PinTlsReport *self = g_object_new (PIN_TLS_TYPE_REPORT, NULL);
-  static const char *const none[] = { NULL };
 
   self->host = g_strdup (host);
   self->port = port;
   self->pattern = g_strdup (rule->pattern);
-  self->presented_pins =
-    g_strdupv (decision->presented_pins ? decision->presented_pins : (char **) none);
+  self->presented_pins = decision->path != NULL
+                           ? _pin_tls_presented_pins (der, n_certs)
+                           : g_new0 (char *, 1);
   self->configured_pins = pin_tls_pin_set_to_strings (rule->pins);
   self->mode = rule->mode;
   self->report_only = rule->report_only;

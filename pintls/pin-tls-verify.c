@@ -243,16 +243,83 @@ describe_fingerprint (const gnutls_datum_t *der)
   return g_strconcat (", certificate ", hex, NULL);
 }
 
+/* A certificate's public-key digest, taken when first needed, or the fact
+ * that it has none. */
+typedef struct
+{
+  gboolean computed;
+  gboolean valid;
+  guint8 digest[PIN_TLS_DIGEST_SIZE];
+} SpkiDigest;
+
+/* The public-key digest of presented certificate @index, from @digests,
+ * which holds one slot per certificate: each costs an export of the key,
+ * so it is taken once per verdict, and only when the matching or the
+ * mismatch message looks at that certificate. */
+static const SpkiDigest *
+spki_digest (PinTlsChain *chain,
+             SpkiDigest  *digests,
+             guint        index)
+{
+  SpkiDigest *spki = &digests[index];
+
+  if (!spki->computed)
+    {
+      spki->valid = _pin_tls_spki_digest (chain->certs[index], spki->digest);
+      spki->computed = TRUE;
+    }
+
+  return spki;
+}
+
+/* The pin presented-pins lists for a certificate with public-key digest
+ * @spki. */
+static char *
+format_presented_pin (const SpkiDigest *spki)
+{
+  if (!spki->valid)
+    return g_strdup ("(unreadable public key)");
+
+  return _pin_tls_format_spki_pin (spki->digest);
+}
+
+/* The public-key pin of each certificate in @der, as presented-pins and
+ * pin reports list them. The verdict does not make them: most handshakes
+ * never show them to anyone, and each costs a parse and a key export. */
+char **
+_pin_tls_presented_pins (const gnutls_datum_t *der,
+                         guint                 n_certs)
+{
+  char **pins = g_new0 (char *, n_certs + 1);
+  guint i;
+
+  for (i = 0; i < n_certs; i++)
+    {
+      gnutls_x509_crt_t cert = NULL;
+      SpkiDigest spki = { TRUE, FALSE, { 0 } };
+
+      gnutls_x509_crt_init (&cert);
+      if (gnutls_x509_crt_import (cert, &der[i], GNUTLS_X509_FMT_DER) == 0)
+        spki.valid = _pin_tls_spki_digest (cert, spki.digest);
+      gnutls_x509_crt_deinit (cert);
+
+      pins[i] = format_presented_pin (&spki);
+    }
+
+  return pins;
+}
+
 /* One presented certificate: its public-key pin and subject, its
  * certificate pin if @fingerprint, and whether it can match at all. */
 static char *
 describe_certificate (PinTlsChain          *chain,
+                      SpkiDigest           *digests,
                       guint                 index,
-                      const char           *pin,
                       const gnutls_datum_t *der,
                       gboolean              fingerprint)
 {
   gnutls_datum_t dn = { NULL, 0 };
+  g_autofree char *pin = format_presented_pin (spki_digest (chain, digests, index));
   g_autofree char *subject = NULL;
   g_autofree char *certificate_pin = NULL;
 
@@ -274,6 +341,7 @@ describe_certificate (PinTlsChain          *chain,
 static void
 set_mismatch_error (PinTlsDecision       *verdict,
                     PinTlsChain          *chain,
+                    SpkiDigest           *digests,
                     const gnutls_datum_t *der,
                     PinTlsPinSet         *pins,
                     const char           *server_name)
@@ -288,8 +356,7 @@ set_mismatch_error (PinTlsDecision       *verdict,
   for (i = 0; i < shown; i++)
     {
       g_autofree char *entry =
-        describe_certificate (chain, i, verdict->presented_pins[i], &der[i],
-                              fingerprints);
+        describe_certificate (chain, digests, i, &der[i], fingerprints);
 
       g_string_append_printf (presented, "%s%s", i > 0 ? "; " : "", entry);
     }
@@ -301,46 +368,6 @@ set_mismatch_error (PinTlsDecision       *verdict,
                "%s; the pins configured are %s",
                server_name ? server_name : "", presented->str, configured);
   g_string_free (presented, TRUE);
-}
-
-/* A certificate's public-key digest, or the fact that it has none. */
-typedef struct
-{
-  gboolean valid;
-  guint8 digest[PIN_TLS_DIGEST_SIZE];
-} SpkiDigest;
-
-/* Each presented certificate's public-key digest, taken once per verdict:
- * the presented pins and the matching both need them, and each costs an
- * export of the key. */
-static SpkiDigest *
-spki_digests (PinTlsChain *chain)
-{
-  SpkiDigest *digests = g_new (SpkiDigest, chain->n_certs);
-  guint i;
-
-  for (i = 0; i < chain->n_certs; i++)
-    digests[i].valid = _pin_tls_spki_digest (chain->certs[i], digests[i].digest);
-
-  return digests;
-}
-
-static char **
-presented_pins (PinTlsChain      *chain,
-                const SpkiDigest *digests)
-{
-  char **pins = g_new0 (char *, chain->n_certs + 1);
-  guint i;
-
-  for (i = 0; i < chain->n_certs; i++)
-    {
-      if (digests[i].valid)
-        pins[i] = _pin_tls_format_spki_pin (digests[i].digest);
-      else
-        pins[i] = g_strdup ("(unreadable public key)");
-    }
-
-  return pins;
 }
 
 static gboolean
@@ -391,7 +418,7 @@ typedef enum
 static PathMatch
 path_matches (PinTlsChain          *chain,
               const gnutls_datum_t *der,
-              const SpkiDigest     *digests,
+              SpkiDigest           *digests,
               PinTlsPinSet         *pins)
 {
   guint i;
@@ -400,7 +427,8 @@ path_matches (PinTlsChain          *chain,
     {
       guint index = chain->path[i];
 
-      if (certificate_matches (&digests[index], &der[index], pins))
+      if (certificate_matches (spki_digest (chain, digests, index), &der[index],
+                               pins))
         return index == 0 ? PATH_MATCH_LEAF : PATH_MATCH_ISSUER;
     }
 
@@ -486,13 +514,13 @@ _pin_tls_decision_compute (PinTlsDecision       *verdict,
   if (chain == NULL)
     return;
 
-  digests = spki_digests (chain);
-  verdict->presented_pins = presented_pins (chain, digests);
+  digests = g_new0 (SpkiDigest, n_certs);
 
   /* In PIN_ONLY mode a pinned leaf is the whole decision: the signatures
    * up the chain matter only to a pin on an issuer, so they are not
    * checked, and the path the verdict reports stops at the leaf. */
-  if (!check_ca && certificate_matches (&digests[0], &der[0], pins))
+  if (!check_ca && certificate_matches (spki_digest (chain, digests, 0), &der[0],
+                                        pins))
     {
       chain->path_length = 1;
       verdict->path_is_partial = n_certs > 1;
@@ -521,7 +549,7 @@ _pin_tls_decision_compute (PinTlsDecision       *verdict,
     }
   else if (!verdict->pin_matched)
     {
-      set_mismatch_error (verdict, chain, der, pins, server_name);
+      set_mismatch_error (verdict, chain, digests, der, pins, server_name);
     }
 
   verdict->accepted = (verdict->error == NULL);
@@ -531,7 +559,6 @@ void
 _pin_tls_decision_clear (PinTlsDecision *verdict)
 {
   g_clear_error (&verdict->error);
-  g_clear_pointer (&verdict->presented_pins, g_strfreev);
   g_clear_pointer (&verdict->path, g_free);
 }
 

@@ -573,6 +573,29 @@ test_handshake_sync (Fixture      *fixture,
   assert_configuration (fixture, identity);
 }
 
+/* A pin on the leaf decides alone, so the verdict looks at no other
+ * certificate; presented-pins still lists the intermediate the server
+ * sent, whether it is read before or after the peer certificate. */
+static void
+test_presented_pins_leaf_match (Fixture      *fixture,
+                                gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  GTlsCertificate *peer;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_assert_null (pin_tls_client_connection_get_presented_pins (fixture->connection));
+
+  g_assert_true (fixture_handshake (fixture, &error));
+  g_assert_no_error (error);
+
+  assert_presented_pins (fixture, "leaf1.pem", "intA.pem");
+  peer = g_tls_connection_get_peer_certificate (G_TLS_CONNECTION (fixture->connection));
+  assert_certificate_is (peer, "leaf1.pem");
+  assert_certificate_is (g_tls_certificate_get_issuer (peer), "intA.pem");
+  assert_presented_pins (fixture, "leaf1.pem", "intA.pem");
+}
+
 /* How many times each property was notified. */
 typedef struct
 {
@@ -3707,6 +3730,7 @@ main (int   argc,
   long_greeting_server.greeting = long_text (100 * 1024);
 
   add_test ("handshake-sync", &leaf1_server, test_handshake_sync);
+  add_test ("presented-pins-leaf-match", &leaf1_server, test_presented_pins_leaf_match);
   add_test ("properties/all", &leaf1_server, test_properties_all);
   add_test ("properties/round-trip", &leaf1_server, test_properties_round_trip);
   add_test ("properties/database", &leaf1_server, test_properties_database);
