@@ -153,6 +153,11 @@ struct _PinTlsClientConnection
   GTlsCertificateFlags peer_certificate_errors;
   GPtrArray *presented_chain;     /* GBytes: every certificate, as sent */
   char **presented_pins;          /* made from it when first asked for */
+
+  /* How a read that had already returned data would have ended; the next
+   * read reports it. Guarded by lock. */
+  gboolean read_ended;
+  GError *read_end_error;         /* or NULL for the end of the stream */
   char *negotiated_protocol;
   GTlsProtocolVersion protocol_version;
   char *ciphersuite_name;
@@ -1588,6 +1593,122 @@ ensure_handshake (PinTlsClientConnection *self,
 
 /* Reading and writing -------------------------------------------------- */
 
+/* One gnutls_record_recv() that returns data, the end of the stream or an
+ * error. GNUTLS_E_AGAIN: GnuTLS consumed a message of its own, such as a
+ * TLS 1.3 session ticket. A renegotiation request from a TLS 1.2 server is
+ * ignored: pintls never accepts a second server certificate. */
+static gssize
+receive_record (PinTlsClientConnection *self,
+                guint8                 *buffer,
+                gsize                   count)
+{
+  gssize ret;
+
+  do
+    ret = gnutls_record_recv (self->session, buffer, count);
+  while (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_WARNING_ALERT_RECEIVED
+         || ret == GNUTLS_E_REHANDSHAKE);
+
+  return ret;
+}
+
+/* Turns what gnutls_record_recv() returned into a read's result. */
+static gssize
+end_read (PinTlsClientConnection *self,
+          gssize                  ret,
+          IoContext              *io,
+          GError                **error)
+{
+  if (ret == GNUTLS_E_PREMATURE_TERMINATION && !self->require_close_notify)
+    {
+      g_clear_error (&io->error);
+      return 0;
+    }
+  if (!end_io (self, ret, io, FALSE, error))
+    return -1;
+
+  return ret;
+}
+
+/* Keeps how a read that returns data would have ended, for the next one. */
+static void
+keep_read_end (PinTlsClientConnection *self,
+               GError                 *end_error)
+{
+  g_mutex_lock (&self->lock);
+  self->read_ended = TRUE;
+  self->read_end_error = end_error;
+  g_mutex_unlock (&self->lock);
+}
+
+/* After a record that did not fill @buffer, takes the records that are
+ * already there, without waiting, until @count bytes are in or the base
+ * stream would block: GIO's asynchronous reads pay for every call, and a
+ * record holds 16 KiB at most. How a read that stops for another reason
+ * ends, end of stream or error, is kept for the next call, since this one
+ * has data to return. */
+static gssize
+receive_records (PinTlsClientConnection *self,
+                 IoContext              *io,
+                 guint8                 *buffer,
+                 gsize                   count)
+{
+  GError *end_error = NULL;
+  gssize received = receive_record (self, buffer, count);
+  gssize ret = 1;
+
+  if (received <= 0)
+    return received;
+
+  /* Cancelling a read that has data stops nothing. */
+  io->blocking = FALSE;
+  io->cancellable = NULL;
+  while ((gsize) received < count && ret > 0)
+    {
+      ret = receive_record (self, buffer + received, count - received);
+      if (ret > 0)
+        received += ret;
+    }
+
+  if (ret < 0 && g_error_matches (io->error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+    {
+      g_clear_error (&io->error);
+    }
+  else if (ret <= 0)
+    {
+      end_read (self, ret, io, &end_error);
+      keep_read_end (self, end_error);
+    }
+
+  return received;
+}
+
+/* Whether a read that returned data earlier found the end of the stream or
+ * an error after it; if so, this read reports it in *@result. */
+static gboolean
+take_read_end (PinTlsClientConnection *self,
+               gssize                 *result,
+               GError                **error)
+{
+  GError *end_error;
+  gboolean ended;
+
+  g_mutex_lock (&self->lock);
+  ended = self->read_ended;
+  end_error = g_steal_pointer (&self->read_end_error);
+  self->read_ended = FALSE;
+  g_mutex_unlock (&self->lock);
+
+  if (!ended)
+    return FALSE;
+
+  *result = end_error != NULL ? -1 : 0;
+  if (end_error != NULL)
+    g_propagate_error (error, end_error);
+
+  return TRUE;
+}
+
 gssize
 _pin_tls_client_connection_read (PinTlsClientConnection *self,
                                  void                   *buffer,
@@ -1603,24 +1724,19 @@ _pin_tls_client_connection_read (PinTlsClientConnection *self,
       || !claim_op (self, OP_READ, blocking, cancellable, error))
     return -1;
 
+  if (take_read_end (self, &ret, error))
+    {
+      yield_op (self, OP_READ);
+      return ret;
+    }
+
   g_private_set (&current_io, &io);
-  do
-    ret = gnutls_record_recv (self->session, buffer, count);
-  /* GNUTLS_E_AGAIN: GnuTLS consumed a message of its own, such as a TLS 1.3
-   * session ticket. A renegotiation request from a TLS 1.2 server is
-   * ignored: pintls never accepts a second server certificate. */
-  while (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_WARNING_ALERT_RECEIVED
-         || ret == GNUTLS_E_REHANDSHAKE);
+  ret = receive_records (self, &io, buffer, count);
   g_private_set (&current_io, NULL);
 
   yield_op (self, OP_READ);
 
-  if (ret == GNUTLS_E_PREMATURE_TERMINATION && !self->require_close_notify)
-    return 0;
-  if (!end_io (self, ret, &io, FALSE, error))
-    return -1;
-
-  return ret;
+  return end_read (self, ret, &io, error);
 }
 
 /* Sends records until @count bytes are out or the base stream stops
@@ -1732,7 +1848,7 @@ ready_without_base (PinTlsClientConnection *self,
       return FALSE;
     }
 
-  return in && gnutls_record_check_pending (self->session) > 0;
+  return in && (self->read_ended || gnutls_record_check_pending (self->session) > 0);
 }
 
 /* Called with the lock held. */
@@ -2839,6 +2955,7 @@ pin_tls_client_connection_finalize (GObject *object)
   g_clear_object (&self->peer_certificate);
   g_clear_pointer (&self->presented_chain, g_ptr_array_unref);
   g_clear_pointer (&self->presented_pins, g_strfreev);
+  g_clear_error (&self->read_end_error);
   g_clear_pointer (&self->negotiated_protocol, g_free);
   g_clear_pointer (&self->ciphersuite_name, g_free);
   g_list_free_full (self->accepted_cas, (GDestroyNotify) g_byte_array_unref);

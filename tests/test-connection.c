@@ -1810,6 +1810,95 @@ test_close_output_stream (Fixture      *fixture,
   close_connection (fixture);
 }
 
+/* Three records of 16 KiB, echoed by the server, which then sends
+ * close_notify and is done: all of it waits on the socket before the
+ * client reads. */
+#define WAITING_RECORDS_SIZE (3 * 16384)
+
+static GBytes *
+fixture_echo_waiting_records (Fixture *fixture)
+{
+  g_autofree guint8 *data = g_malloc (WAITING_RECORDS_SIZE);
+  g_autoptr(GError) error = NULL;
+  gsize i;
+
+  for (i = 0; i < WAITING_RECORDS_SIZE; i++)
+    data[i] = i % 251;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_output_stream_write_all (fixture_output (fixture), data, WAITING_RECORDS_SIZE, NULL,
+                             NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_output_stream_close (fixture_output (fixture), NULL, &error));
+  g_assert_no_error (error);
+  test_server_wait (fixture->server);
+
+  return g_bytes_new_take (g_steal_pointer (&data), WAITING_RECORDS_SIZE);
+}
+
+/* A read with room for several records returns every record already
+ * waiting, not one per call; the close_notify found after them is the
+ * next read's end of stream. */
+static void
+test_read_waiting_records (Fixture      *fixture,
+                           gconstpointer data)
+{
+  g_autoptr(GBytes) sent = fixture_echo_waiting_records (fixture);
+  GInputStream *input = fixture_input (fixture);
+  g_autofree guint8 *buffer = g_malloc (2 * WAITING_RECORDS_SIZE);
+  g_autoptr(GError) error = NULL;
+
+  g_assert_cmpint (g_input_stream_read (input, buffer, 2 * WAITING_RECORDS_SIZE, NULL,
+                                        &error), ==, WAITING_RECORDS_SIZE);
+  g_assert_no_error (error);
+  g_assert_cmpmem (buffer, WAITING_RECORDS_SIZE, g_bytes_get_data (sent, NULL),
+                   WAITING_RECORDS_SIZE);
+
+  g_assert_true (g_pollable_input_stream_is_readable (G_POLLABLE_INPUT_STREAM (input)));
+  g_assert_cmpint (g_input_stream_read (input, buffer, 1, NULL, &error), ==, 0);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_input_stream_read (input, buffer, 1, NULL, &error), ==, 0);
+  g_assert_no_error (error);
+  close_connection (fixture);
+}
+
+/* The same through asynchronous reads, which pay for every call: one
+ * read takes every waiting record, and no more than it asked for. */
+static void
+test_read_waiting_records_async (Fixture      *fixture,
+                                 gconstpointer data)
+{
+  g_autoptr(GBytes) sent = fixture_echo_waiting_records (fixture);
+  GInputStream *input = fixture_input (fixture);
+  gsize wanted = WAITING_RECORDS_SIZE - 100;
+  g_autofree guint8 *buffer = g_malloc (WAITING_RECORDS_SIZE);
+  g_auto(AsyncWait) first = { NULL };
+  g_auto(AsyncWait) second = { NULL };
+  g_auto(AsyncWait) end = { NULL };
+  g_autoptr(GError) error = NULL;
+
+  g_input_stream_read_async (input, buffer, wanted, G_PRIORITY_DEFAULT, NULL,
+                             async_wait_cb, &first);
+  iterate_until (&first.done);
+  g_assert_cmpint (g_input_stream_read_finish (input, first.result, &error), ==, wanted);
+  g_assert_no_error (error);
+
+  g_input_stream_read_async (input, buffer + wanted, WAITING_RECORDS_SIZE,
+                             G_PRIORITY_DEFAULT, NULL, async_wait_cb, &second);
+  iterate_until (&second.done);
+  g_assert_cmpint (g_input_stream_read_finish (input, second.result, &error), ==, 100);
+  g_assert_no_error (error);
+  g_assert_cmpmem (buffer, WAITING_RECORDS_SIZE, g_bytes_get_data (sent, NULL),
+                   WAITING_RECORDS_SIZE);
+
+  g_input_stream_read_async (input, buffer, 1, G_PRIORITY_DEFAULT, NULL, async_wait_cb,
+                             &end);
+  iterate_until (&end.done);
+  g_assert_cmpint (g_input_stream_read_finish (input, end.result, &error), ==, 0);
+  g_assert_no_error (error);
+  close_connection (fixture);
+}
+
 /* The same through the streams' asynchronous close, which needs no
  * thread: the callbacks come back on this thread. */
 static void
@@ -3731,6 +3820,8 @@ main (int   argc,
 
   add_test ("handshake-sync", &leaf1_server, test_handshake_sync);
   add_test ("presented-pins-leaf-match", &leaf1_server, test_presented_pins_leaf_match);
+  add_test ("read/waiting-records", &leaf1_server, test_read_waiting_records);
+  add_test ("read/waiting-records-async", &leaf1_server, test_read_waiting_records_async);
   add_test ("properties/all", &leaf1_server, test_properties_all);
   add_test ("properties/round-trip", &leaf1_server, test_properties_round_trip);
   add_test ("properties/database", &leaf1_server, test_properties_database);
