@@ -56,16 +56,25 @@ check_labels (const char *original,
 }
 
 /* An IP address in the one spelling GLib prints: "0:0::1" and "::1" are the
- * same address. */
+ * same address. The zone of a link-local IPv6 address ("%eth0"), the
+ * interface it is reached through, is kept as written. GLib calls some
+ * strings addresses that are none, such as ":", which fail here. */
 static char *
-canonical_address (const char *address)
+canonical_address (const char *name,
+                   GError    **error)
 {
-  g_autoptr(GInetAddress) parsed = g_inet_address_new_from_string (address);
+  const char *zone = strchr (name, '%');
+  g_autofree char *address = NULL;
+  g_autoptr(GInetAddress) parsed = NULL;
+  g_autofree char *canonical = NULL;
 
+  address = g_strndup (name, zone != NULL ? (gsize) (zone - name) : strlen (name));
+  parsed = g_inet_address_new_from_string (address);
   if (parsed == NULL)
-    return g_strdup (address);
+    return (invalid_name (name, "it is not a valid IP address", error), NULL);
 
-  return g_inet_address_to_string (parsed);
+  canonical = g_inet_address_to_string (parsed);
+  return g_strconcat (canonical, zone, NULL);
 }
 
 /* Returns @name as pintls compares and sends it: IP addresses in canonical
@@ -83,7 +92,7 @@ _pin_tls_normalize_host_name (const char *name,
     return (invalid_name ("", "it is empty", error), NULL);
 
   if (g_hostname_is_ip_address (name))
-    return canonical_address (name);
+    return canonical_address (name, error);
 
   length = strlen (name);
   trimmed = g_strndup (name, name[length - 1] == '.' ? length - 1 : length);

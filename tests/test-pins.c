@@ -1019,6 +1019,11 @@ static const NameCase name_cases[] = {
   { "/pintls/names/normalize/ipv6", "::1", "::1" },
   { "/pintls/names/normalize/ipv6-long-form", "0000:0000::0001", "::1" },
   { "/pintls/names/normalize/ipv6-upper-case", "FE80::A", "fe80::a" },
+  /* The address part of a scoped address is canonical; the zone names an
+   * interface, as written. */
+  { "/pintls/names/normalize/ipv6-zone", "FE80:0::A%Eth0", "fe80::a%Eth0" },
+  /* g_hostname_is_ip_address () accepts a lone colon. */
+  { "/pintls/names/normalize/lone-colon", ":", NULL },
   { "/pintls/names/normalize/empty", "", NULL },
   { "/pintls/names/normalize/only-dot", ".", NULL },
   { "/pintls/names/normalize/empty-label", "host..test", NULL },

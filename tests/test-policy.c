@@ -127,6 +127,7 @@ matching_policy (void)
   add_pattern (policy, "localhost", FALSE, PINS ("leaf1.pem"));
   add_pattern (policy, "127.0.0.1", FALSE, PINS ("leaf1.pem"));
   add_pattern (policy, "0:0::1", FALSE, PINS ("leaf1.pem"));
+  add_pattern (policy, "FE80::1%eth0", FALSE, PINS ("leaf1.pem"));
 
   return policy;
 }
@@ -187,6 +188,8 @@ static const MatchCase match_cases[] = {
   { "/pintls/policy/match/ipv4-as-parent", "1.127.0.0.1", NULL },
   { "/pintls/policy/match/ipv6", "::1", "::1" },
   { "/pintls/policy/match/ipv6-long-form", "0000:0000::0001", "::1" },
+  { "/pintls/policy/match/ipv6-zone", "fe80:0::1%eth0", "fe80::1%eth0" },
+  { "/pintls/policy/match/ipv6-other-zone", "fe80::1%eth1", NULL },
 };
 
 static void
@@ -225,7 +228,7 @@ static void
 test_match_invalid_host (void)
 {
   const char *const hosts[] = { "host.test..", "", ".", "host..test", "bad host",
-                                "host.test:443", NULL };
+                                "host.test:443", ":", NULL };
   g_autoptr(PinTlsPolicy) policy = matching_policy ();
   guint i;
 
@@ -324,6 +327,7 @@ static const PatternCase pattern_cases[] = {
   { "/pintls/policy/entry/invalid/empty-label", "host..test", "empty label" },
   { "/pintls/policy/entry/invalid/space", "host test", "character" },
   { "/pintls/policy/entry/invalid/wildcard-address", "*.127.0.0.1", "IP address" },
+  { "/pintls/policy/entry/invalid/colon", ":", "not a valid IP address" },
 };
 
 static void
@@ -396,11 +400,11 @@ test_entries_in_order (void)
   g_autoptr(PinTlsPolicy) policy = matching_policy ();
   GList *entries = pin_tls_policy_get_entries (policy);
 
-  g_assert_cmpuint (g_list_length (entries), ==, 11);
+  g_assert_cmpuint (g_list_length (entries), ==, 12);
   g_assert_cmpstr (pin_tls_policy_entry_get_pattern (entries->data), ==,
                    "host.test");
   g_assert_cmpstr (pin_tls_policy_entry_get_pattern (g_list_last (entries)->data),
-                   ==, "::1");
+                   ==, "fe80::1%eth0");
   g_list_free_full (entries, g_object_unref);
 }
 
