@@ -217,13 +217,22 @@ GError *_pin_tls_error_from_gnutls (gnutls_session_t session,
                                     int              code,
                                     gboolean         handshaking);
 
-/* pin-tls-session-cache.c: sessions a client may resume. */
+/* pin-tls-session-cache.c: sessions a client may resume. Bounds on what
+ * the cache keeps: servers drop their sessions and tickets after a while
+ * anyway, and a process talking to many servers must not grow without
+ * end. */
+#define PIN_TLS_SESSION_CACHE_SIZE 256
+#define PIN_TLS_SESSION_LIFETIME (10 * 60 * G_TIME_SPAN_SECOND)
+
+typedef gint64 (*PinTlsClockFunc) (void);
+
 char *_pin_tls_session_cache_key (const char   *server_name,
                                   guint         port,
                                   const guint8 *enforced_digest);
 void _pin_tls_session_cache_store (const char *key,
                                    GBytes     *data);
 GBytes *_pin_tls_session_cache_take (const char *key);
+void _pin_tls_session_cache_set_clock (PinTlsClockFunc clock);
 
 /* pin-tls-certificates.c: GIO certificates and databases. */
 GTlsCertificate *_pin_tls_certificate_new_from_path (GPtrArray *der_path,

@@ -10,12 +10,6 @@
 
 #include "pin-tls-private.h"
 
-/* Bounds on what the cache keeps: servers drop their sessions and tickets
- * after a while anyway, and a process talking to many servers must not
- * grow without end. */
-#define MAX_SESSIONS 256
-#define SESSION_LIFETIME (10 * 60 * G_TIME_SPAN_SECOND)
-
 typedef struct
 {
   GBytes *data;
@@ -24,6 +18,7 @@ typedef struct
 
 static GMutex cache_lock;
 static GHashTable *cache; /* key -> Session */
+static PinTlsClockFunc clock_func = g_get_monotonic_time;
 
 static void
 session_free (Session *session)
@@ -59,7 +54,7 @@ make_room (GHashTable *sessions,
     {
       Session *session = value;
 
-      if (now - session->stored > SESSION_LIFETIME)
+      if (now - session->stored > PIN_TLS_SESSION_LIFETIME)
         g_hash_table_iter_remove (&iter);
       else if (session->stored < oldest)
         {
@@ -68,7 +63,8 @@ make_room (GHashTable *sessions,
         }
     }
 
-  if (g_hash_table_size (sessions) >= MAX_SESSIONS && oldest_key != NULL)
+  if (g_hash_table_size (sessions) >= PIN_TLS_SESSION_CACHE_SIZE
+      && oldest_key != NULL)
     g_hash_table_remove (sessions, oldest_key);
 }
 
@@ -96,14 +92,15 @@ _pin_tls_session_cache_store (const char *key,
                               GBytes     *data)
 {
   Session *session = g_new (Session, 1);
-  gint64 now = g_get_monotonic_time ();
+  gint64 now;
 
+  g_mutex_lock (&cache_lock);
+  now = clock_func ();
   session->data = g_bytes_ref (data);
   session->stored = now;
 
-  g_mutex_lock (&cache_lock);
   if (!g_hash_table_contains (get_cache (), key)
-      && g_hash_table_size (get_cache ()) >= MAX_SESSIONS)
+      && g_hash_table_size (get_cache ()) >= PIN_TLS_SESSION_CACHE_SIZE)
     make_room (get_cache (), now);
   g_hash_table_replace (get_cache (), g_strdup (key), session);
   g_mutex_unlock (&cache_lock);
@@ -123,7 +120,7 @@ _pin_tls_session_cache_take (const char *key)
     {
       Session *session = value;
 
-      if (g_get_monotonic_time () - session->stored <= SESSION_LIFETIME)
+      if (clock_func () - session->stored <= PIN_TLS_SESSION_LIFETIME)
         data = g_bytes_ref (session->data);
       session_free (session);
       g_free (stolen_key);
@@ -131,4 +128,14 @@ _pin_tls_session_cache_take (const char *key)
   g_mutex_unlock (&cache_lock);
 
   return data;
+}
+
+/* Replaces the monotonic clock sessions age by; NULL puts the real one
+ * back. For tests. */
+void
+_pin_tls_session_cache_set_clock (PinTlsClockFunc clock)
+{
+  g_mutex_lock (&cache_lock);
+  clock_func = clock != NULL ? clock : g_get_monotonic_time;
+  g_mutex_unlock (&cache_lock);
 }

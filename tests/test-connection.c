@@ -3536,6 +3536,126 @@ test_resumption_copy_session_state (Fixture      *fixture,
   g_assert_true (test_server_was_resumed (fixture->server));
 }
 
+/* The session cache's bounds, tested on the cache itself with its clock
+ * under the test's control: filling it takes hundreds of handshakes, and
+ * ageing a session ten minutes of waiting. Sessions are opaque bytes to
+ * the cache, so these are not real ones. Other tests may have left
+ * sessions behind; they are older than any stored here. */
+static gint64 cache_now;
+
+static gint64
+cache_clock (void)
+{
+  return cache_now;
+}
+
+static char *
+cache_test_key (guint i)
+{
+  return g_strdup_printf ("cache-test-%u.test:443/%u", i, i);
+}
+
+static void
+cache_test_store (guint i)
+{
+  g_autofree char *key = cache_test_key (i);
+  g_autoptr(GBytes) data = g_bytes_new (&i, sizeof i);
+
+  _pin_tls_session_cache_store (key, data);
+}
+
+/* Takes session @i out of the cache: whether it was there, and if so that
+ * it is the one stored under its key. */
+static gboolean
+cache_test_take (guint i)
+{
+  g_autofree char *key = cache_test_key (i);
+  g_autoptr(GBytes) data = _pin_tls_session_cache_take (key);
+
+  if (data == NULL)
+    return FALSE;
+
+  g_assert_cmpmem (g_bytes_get_data (data, NULL), g_bytes_get_size (data), &i,
+                   sizeof i);
+  return TRUE;
+}
+
+static void
+cache_test_clear (void)
+{
+  guint i;
+
+  for (i = 0; i <= PIN_TLS_SESSION_CACHE_SIZE; i++)
+    cache_test_take (i);
+  _pin_tls_session_cache_set_clock (NULL);
+}
+
+/* A full cache makes room for a new server by dropping its oldest
+ * session; a session replacing one under the same key takes no room, and
+ * drops none. */
+static void
+test_session_cache_full (void)
+{
+  guint i;
+
+  cache_now = g_get_monotonic_time ();
+  _pin_tls_session_cache_set_clock (cache_clock);
+  for (i = 0; i < PIN_TLS_SESSION_CACHE_SIZE; i++, cache_now++)
+    cache_test_store (i);
+
+  cache_test_store (PIN_TLS_SESSION_CACHE_SIZE);
+  cache_now++;
+  cache_test_store (PIN_TLS_SESSION_CACHE_SIZE);
+
+  g_assert_false (cache_test_take (0));
+  for (i = 1; i <= PIN_TLS_SESSION_CACHE_SIZE; i++)
+    g_assert_true (cache_test_take (i));
+
+  cache_test_clear ();
+}
+
+/* A session is not offered once its lifetime is over, and a full cache
+ * drops every expired session before any live one. */
+static void
+test_session_cache_expiry (void)
+{
+  const guint half = PIN_TLS_SESSION_CACHE_SIZE / 2;
+  gint64 start = g_get_monotonic_time ();
+  guint i;
+
+  cache_now = start;
+  _pin_tls_session_cache_set_clock (cache_clock);
+  for (i = 0; i < PIN_TLS_SESSION_CACHE_SIZE; i++)
+    {
+      if (i == half)
+        cache_now = start + PIN_TLS_SESSION_LIFETIME;
+      cache_test_store (i);
+    }
+
+  cache_now = start + PIN_TLS_SESSION_LIFETIME + 1;
+  cache_test_store (PIN_TLS_SESSION_CACHE_SIZE);
+
+  /* None of the second half, the oldest of it included, went to make
+   * room: the first half expired and went. Turning the clock back shows
+   * that they are gone, not merely refused. */
+  for (i = half; i <= PIN_TLS_SESSION_CACHE_SIZE; i++)
+    g_assert_true (cache_test_take (i));
+  cache_now = start;
+  for (i = 0; i < half; i++)
+    g_assert_false (cache_test_take (i));
+
+  /* A session at the end of its lifetime is still offered, not after. */
+  cache_now = start;
+  cache_test_store (0);
+  cache_test_store (1);
+  cache_now += PIN_TLS_SESSION_LIFETIME;
+  g_assert_true (cache_test_take (0));
+  cache_now++;
+  g_assert_false (cache_test_take (1));
+
+  cache_test_clear ();
+}
+
 /* gnutls-serv as an independent server, with its session cache for TLS
  * 1.2 session IDs (--noticket) or with TLS 1.3 tickets: sessions resume,
  * and one moved under pins the server does not match is refused. */
@@ -3932,6 +4052,9 @@ main (int   argc,
   add_test ("resumption/separate-modes", &resuming_server, test_resumption_separate_modes);
   add_test ("resumption/copy-session-state", &resuming_server,
             test_resumption_copy_session_state);
+  g_test_add_func ("/pintls/connection/resumption/cache/full", test_session_cache_full);
+  g_test_add_func ("/pintls/connection/resumption/cache/expiry",
+                   test_session_cache_expiry);
   g_test_add_data_func ("/pintls/connection/resumption/gnutls-serv/session-id",
                         gnutls_serv_session_ids, test_resumption_gnutls_serv);
   g_test_add_data_func ("/pintls/connection/resumption/gnutls-serv/tls13-tickets",
