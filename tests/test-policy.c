@@ -282,6 +282,101 @@ test_entry_expires_in_utc (void)
 }
 
 static void
+count_notify_cb (GObject    *object,
+                 GParamSpec *pspec,
+                 GPtrArray  *notified)
+{
+  g_ptr_array_add (notified, (gpointer) g_param_spec_get_name (pspec));
+}
+
+/* The properties bindings see are the getters and setters, and notify
+ * only when a value changes. */
+static void
+test_entry_properties (void)
+{
+  g_autoptr(PinTlsPinSet) pins = PINS ("leaf1.pem", "leaf3.pem");
+  g_autoptr(PinTlsPolicyEntry) entry = entry_new ("*.Host.Test", pins);
+  g_autoptr(GPtrArray) notified = g_ptr_array_new ();
+  g_autoptr(GDateTime) expires = utc ("2030-01-01T00:00:00Z");
+  g_autoptr(GDateTime) got_expires = NULL;
+  g_autoptr(PinTlsPinSet) got_pins = NULL;
+  g_autofree char *pattern = NULL;
+  PinTlsMode mode;
+  gboolean include_subdomains;
+  gboolean report_only;
+  gboolean fall_back_to_ca;
+
+  g_signal_connect (entry, "notify", G_CALLBACK (count_notify_cb), notified);
+  g_object_set (entry, "mode", PIN_TLS_MODE_PIN_ONLY, "include-subdomains", TRUE,
+                "report-only", TRUE, "expires", expires, "fall-back-to-ca", TRUE,
+                NULL);
+  g_assert_cmpuint (notified->len, ==, 5);
+
+  g_assert_cmpint (pin_tls_policy_entry_get_mode (entry), ==, PIN_TLS_MODE_PIN_ONLY);
+  g_assert_true (pin_tls_policy_entry_get_include_subdomains (entry));
+  g_assert_true (pin_tls_policy_entry_get_report_only (entry));
+  g_assert_true (g_date_time_equal (pin_tls_policy_entry_get_expires (entry), expires));
+  g_assert_true (pin_tls_policy_entry_get_fall_back_to_ca (entry));
+
+  g_object_get (entry, "pattern", &pattern, "pins", &got_pins, "mode", &mode,
+                "include-subdomains", &include_subdomains, "report-only",
+                &report_only, "expires", &got_expires, "fall-back-to-ca",
+                &fall_back_to_ca, NULL);
+  g_assert_cmpstr (pattern, ==, "*.host.test");
+  g_assert_true (got_pins == pins);
+  g_assert_cmpint (mode, ==, PIN_TLS_MODE_PIN_ONLY);
+  g_assert_true (include_subdomains);
+  g_assert_true (report_only);
+  g_assert_true (g_date_time_equal (got_expires, expires));
+  g_assert_true (fall_back_to_ca);
+
+  /* The same values again change nothing. */
+  g_object_set (entry, "mode", PIN_TLS_MODE_PIN_ONLY, "include-subdomains", TRUE,
+                "report-only", TRUE, "fall-back-to-ca", TRUE, NULL);
+  g_assert_cmpuint (notified->len, ==, 5);
+
+  g_object_set (entry, "expires", NULL, NULL);
+  g_assert_null (pin_tls_policy_entry_get_expires (entry));
+  g_assert_cmpuint (notified->len, ==, 6);
+  g_object_set (entry, "expires", NULL, NULL);
+  g_assert_cmpuint (notified->len, ==, 6);
+  g_assert_cmpstr (notified->pdata[5], ==, "expires");
+
+  g_signal_handlers_disconnect_by_data (entry, notified);
+}
+
+static void
+test_policy_refuse_unpinned (void)
+{
+  g_autoptr(PinTlsPolicy) policy = matching_policy ();
+  g_autoptr(GPtrArray) notified = g_ptr_array_new ();
+  g_autoptr(PinTlsPolicyEntry) entry = NULL;
+  g_autoptr(GError) error = NULL;
+  gboolean refuse_unpinned = FALSE;
+
+  g_object_get (policy, "refuse-unpinned", &refuse_unpinned, NULL);
+  g_assert_true (refuse_unpinned);
+
+  g_signal_connect (policy, "notify", G_CALLBACK (count_notify_cb), notified);
+  g_object_set (policy, "refuse-unpinned", FALSE, NULL);
+  g_object_set (policy, "refuse-unpinned", FALSE, NULL);
+  g_assert_cmpuint (notified->len, ==, 1);
+  g_object_get (policy, "refuse-unpinned", &refuse_unpinned, NULL);
+  g_assert_false (refuse_unpinned);
+  g_assert_false (pin_tls_policy_get_refuse_unpinned (policy));
+
+  /* An unpinned host is no longer an error; a pinned one keeps its pins. */
+  entry = pin_tls_policy_lookup (policy, "other.test", &error);
+  g_assert_no_error (error);
+  g_assert_null (entry);
+  entry = pin_tls_policy_lookup (policy, "host.test", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (pin_tls_policy_entry_get_pattern (entry), ==, "host.test");
+
+  g_signal_handlers_disconnect_by_data (policy, notified);
+}
+
+static void
 test_entry_frozen (void)
 {
   if (g_test_subprocess ())
@@ -1053,6 +1148,50 @@ test_rule_quiet (DecideFixture *fixture,
   _pin_tls_trust_free (trust);
 }
 
+static gpointer
+exit_thread (gpointer data)
+{
+  return NULL;
+}
+
+/* A copied rule holds its own references, its report context among them:
+ * it decides and reports as the original did after the original is gone. */
+static void
+test_rule_copy (DecideFixture *fixture,
+                gconstpointer  data)
+{
+  g_autoptr(GPtrArray) chain = test_load_der_chain ("leaf2-chain.pem");
+  g_autofree gnutls_datum_t *der = _pin_tls_datums_from_bytes (chain);
+  PinTlsTrust *trust = _pin_tls_trust_new_for_list (fixture->trust_list);
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  GThread *other = g_thread_new ("other", exit_thread, NULL);
+  PinTlsDecision decision;
+  PinTlsRule rule;
+  PinTlsRule copy;
+
+  /* Reports made on this thread go to the context of the other one. */
+  g_thread_ref (other);
+  g_thread_join (other);
+  add_pattern (fixture->policy, "host.test", FALSE, PINS ("leaf1.pem"));
+  rule_for (&rule, fixture->policy, "host.test");
+  _pin_tls_rule_set_report_context (&rule, context, other);
+  _pin_tls_rule_copy (&copy, &rule);
+  _pin_tls_rule_clear (&rule);
+  g_thread_unref (other);
+
+  _pin_tls_rule_decide (&copy, &decision, der, chain->len, "host.test", 443, trust);
+  g_assert_error (decision.error, PIN_TLS_ERROR, PIN_TLS_ERROR_PIN_MISMATCH);
+  g_assert_cmpuint (fixture->reports->len, ==, 0);
+  g_assert_true (g_main_context_iteration (context, FALSE));
+  g_assert_cmpuint (fixture->reports->len, ==, 1);
+  g_assert_cmpstr (pin_tls_report_get_pattern (fixture->reports->pdata[0]), ==,
+                   "host.test");
+
+  _pin_tls_decision_clear (&decision);
+  _pin_tls_rule_clear (&copy);
+  _pin_tls_trust_free (trust);
+}
+
 /* Policy files -------------------------------------------------------------- */
 
 /* The public-key pin of a fixture certificate, spelt as certtool prints it
@@ -1568,7 +1707,12 @@ test_lint_chain (void)
   g_auto(GStrv) none_deployed = NULL;
   g_auto(GStrv) decoy = NULL;
   g_auto(GStrv) unpinned = NULL;
+  g_autoptr(GPtrArray) garbage_chain =
+    g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  g_auto(GStrv) garbage = NULL;
+  g_auto(GStrv) ca_only = NULL;
 
+  g_ptr_array_add (garbage_chain, g_bytes_new_static ("not DER", 7));
   add_pattern (policy, "backup.test", FALSE, PINS ("leaf1.pem", "leaf3.pem"));
   add_pattern (policy, "deployed.test", FALSE, PINS ("leaf1.pem", "intA.pem"));
   add_pattern (policy, "stale.test", FALSE, PINS ("leaf2.pem", "leaf3.pem"));
@@ -1594,6 +1738,20 @@ test_lint_chain (void)
 
   unpinned = lint (policy, "other.test", leaf1_chain);
   g_assert_true (findings_mention (unpinned, "refuses hosts without one"));
+
+  /* Bytes that are no certificate say so, and nothing about the pins. */
+  garbage = lint (policy, "backup.test", garbage_chain);
+  g_assert_cmpuint (g_strv_length (garbage), ==, 1);
+  g_assert_cmpstr (garbage[0], ==,
+                   "[backup.test]: backup.test presented no readable certificate "
+                   "chain");
+
+  pin_tls_policy_set_refuse_unpinned (policy, FALSE);
+  ca_only = lint (policy, "other.test", leaf1_chain);
+  g_assert_cmpuint (g_strv_length (ca_only), ==, 1);
+  g_assert_cmpstr (ca_only[0], ==,
+                   "other.test: no entry covers it; certificate authorities "
+                   "alone vouch for it");
 }
 
 /* The database -------------------------------------------------------------- */
@@ -1857,7 +2015,9 @@ main (int   argc,
 
   g_test_add_func ("/pintls/policy/entry/defaults", test_entry_defaults);
   g_test_add_func ("/pintls/policy/entry/expires-in-utc", test_entry_expires_in_utc);
+  g_test_add_func ("/pintls/policy/entry/properties", test_entry_properties);
   g_test_add_func ("/pintls/policy/entry/frozen", test_entry_frozen);
+  g_test_add_func ("/pintls/policy/refuse-unpinned", test_policy_refuse_unpinned);
   for (i = 0; i < G_N_ELEMENTS (pattern_cases); i++)
     g_test_add_data_func (pattern_cases[i].path, &pattern_cases[i],
                           test_entry_invalid);
@@ -1899,6 +2059,7 @@ main (int   argc,
   ADD_DECIDE ("/pintls/policy/decide/rotation", NULL, test_rotation);
   ADD_DECIDE ("/pintls/policy/rule/digest", NULL, test_rule_digest);
   ADD_DECIDE ("/pintls/policy/rule/quiet", NULL, test_rule_quiet);
+  ADD_DECIDE ("/pintls/policy/rule/copy", NULL, test_rule_copy);
 
   g_test_add_func ("/pintls/policy/file/every-setting", test_file_every_setting);
   g_test_add_func ("/pintls/policy/file/date-and-time-without-offset",
