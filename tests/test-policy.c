@@ -1888,6 +1888,210 @@ test_database_cancelled (DecideFixture *fixture,
   g_assert_cmpint (flags & G_TLS_CERTIFICATE_GENERIC_ERROR, !=, 0);
 }
 
+/* The DER subject name of @certificate, as issuers are looked up by. */
+static GByteArray *
+raw_subject_dn (GTlsCertificate *certificate)
+{
+  g_autoptr(GByteArray) der = NULL;
+  gnutls_x509_crt_t crt = NULL;
+  gnutls_datum_t datum;
+  gnutls_datum_t dn = { NULL, 0 };
+  GByteArray *result;
+
+  g_object_get (certificate, "certificate", &der, NULL);
+  datum.data = der->data;
+  datum.size = der->len;
+  g_assert_cmpint (gnutls_x509_crt_init (&crt), ==, 0);
+  g_assert_cmpint (gnutls_x509_crt_import (crt, &datum, GNUTLS_X509_FMT_DER), ==, 0);
+  g_assert_cmpint (gnutls_x509_crt_get_raw_dn (crt, &dn), ==, 0);
+  result = g_byte_array_new ();
+  g_byte_array_append (result, dn.data, dn.size);
+  gnutls_free (dn.data);
+  gnutls_x509_crt_deinit (crt);
+
+  return result;
+}
+
+/* What a database wrapper must pass on: issuers, certificates by issuer
+ * and handles all come from the trust database, and from nowhere without
+ * one. */
+static void
+test_database_lookups (DecideFixture *fixture,
+                       gconstpointer  data)
+{
+  g_autoptr(GTlsDatabase) trust = root_a_database ();
+  g_autoptr(PinTlsDatabase) database = pin_tls_database_new (fixture->policy, trust);
+  g_autoptr(PinTlsDatabase) untrusting = pin_tls_database_new (fixture->policy, NULL);
+  g_autoptr(GTlsCertificate) intermediate = certificate_chain ("intA.pem");
+  g_autoptr(GTlsCertificate) root = certificate_chain ("rootA.pem");
+  g_autoptr(GTlsCertificate) issuer = NULL;
+  g_autoptr(GTlsCertificate) by_handle = NULL;
+  g_autoptr(GByteArray) root_dn = NULL;
+  g_autofree char *handle = NULL;
+  g_autofree char *trust_handle = NULL;
+  g_autoptr(GError) error = NULL;
+  GTlsDatabase *db = G_TLS_DATABASE (database);
+  GTlsDatabase *none = G_TLS_DATABASE (untrusting);
+  GList *issued;
+
+  issuer = g_tls_database_lookup_certificate_issuer (db, intermediate, NULL, 0, NULL,
+                                                     &error);
+  g_assert_no_error (error);
+  g_assert_true (g_tls_certificate_is_same (issuer, root));
+
+  root_dn = raw_subject_dn (root);
+  issued = g_tls_database_lookup_certificates_issued_by (db, root_dn, NULL, 0, NULL,
+                                                         &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_list_length (issued), ==, 1);
+  g_assert_true (g_tls_certificate_is_same (issued->data, root));
+  g_list_free_full (issued, g_object_unref);
+
+  handle = g_tls_database_create_certificate_handle (db, root);
+  trust_handle = g_tls_database_create_certificate_handle (trust, root);
+  g_assert_nonnull (handle);
+  g_assert_cmpstr (handle, ==, trust_handle);
+  by_handle = g_tls_database_lookup_certificate_for_handle (db, handle, NULL, 0, NULL,
+                                                            &error);
+  g_assert_no_error (error);
+  g_assert_true (g_tls_certificate_is_same (by_handle, root));
+
+  g_assert_null (g_tls_database_lookup_certificate_issuer (none, intermediate, NULL, 0,
+                                                           NULL, &error));
+  g_assert_null (g_tls_database_lookup_certificates_issued_by (none, root_dn, NULL, 0,
+                                                               NULL, &error));
+  g_assert_null (g_tls_database_create_certificate_handle (none, root));
+  g_assert_null (g_tls_database_lookup_certificate_for_handle (none, handle, NULL, 0,
+                                                               NULL, &error));
+  g_assert_no_error (error);
+}
+
+static void
+test_database_properties (DecideFixture *fixture,
+                          gconstpointer  data)
+{
+  g_autoptr(GTlsDatabase) trust = root_a_database ();
+  g_autoptr(PinTlsDatabase) database = pin_tls_database_new (fixture->policy, trust);
+  g_autoptr(PinTlsDatabase) bare = g_object_new (PIN_TLS_TYPE_DATABASE, NULL);
+  g_autoptr(PinTlsPolicy) policy = NULL;
+  g_autoptr(GTlsDatabase) got_trust = NULL;
+  g_autoptr(GError) error = NULL;
+  PinTlsPolicy *empty;
+
+  g_object_get (database, "policy", &policy, "trust", &got_trust, NULL);
+  g_assert_true (policy == fixture->policy);
+  g_assert_true (got_trust == trust);
+
+  /* A database made without a policy, as bindings may make one, has an
+   * empty policy of its own, which refuses every server. */
+  empty = pin_tls_database_get_policy (bare);
+  g_assert_true (PIN_TLS_IS_POLICY (empty));
+  g_assert_null (pin_tls_policy_get_entries (empty));
+  g_assert_true (pin_tls_policy_get_refuse_unpinned (empty));
+  g_assert_null (pin_tls_database_get_trust (bare));
+  g_assert_cmpint (database_verify (G_TLS_DATABASE (bare), "self.pem", SERVER,
+                                    "self.test", &error), ==,
+                   G_TLS_CERTIFICATE_GENERIC_ERROR);
+  g_assert_no_error (error);
+}
+
+/* Identities other than a host name and port: a socket address gives its
+ * port to the report, a service none. */
+static void
+test_database_identities (DecideFixture *fixture,
+                          gconstpointer  data)
+{
+  g_autoptr(GTlsDatabase) trust = root_a_database ();
+  g_autoptr(PinTlsDatabase) database = pin_tls_database_new (fixture->policy, trust);
+  g_autoptr(GTlsCertificate) self_signed = certificate_chain ("self.pem");
+  g_autoptr(GTlsCertificate) leaf2 = certificate_chain ("leaf2-chain.pem");
+  g_autoptr(GSocketAddress) address =
+    g_inet_socket_address_new_from_string ("127.0.0.1", 8443);
+  g_autoptr(GSocketConnectable) service = g_network_service_new ("https", "tcp",
+                                                                 "host.test");
+  g_autoptr(PinTlsPinSet) address_pins = PINS ("self.pem", "leaf3.pem");
+  g_autoptr(PinTlsPolicyEntry) address_entry = entry_new ("127.0.0.1", address_pins);
+  GTlsDatabase *db = G_TLS_DATABASE (database);
+
+  add_pattern (fixture->policy, "host.test", FALSE, PINS ("leaf1.pem", "leaf3.pem"));
+  pin_tls_policy_entry_set_mode (address_entry, PIN_TLS_MODE_PIN_ONLY);
+  add_entry (fixture->policy, address_entry);
+
+  g_assert_cmpint (g_tls_database_verify_chain (db, self_signed, SERVER,
+                                                G_SOCKET_CONNECTABLE (address), NULL,
+                                                0, NULL, NULL), ==, 0);
+  g_assert_cmpint (g_tls_database_verify_chain (db, leaf2, SERVER, service, NULL, 0,
+                                                NULL, NULL), ==,
+                   G_TLS_CERTIFICATE_GENERIC_ERROR);
+
+  g_assert_cmpuint (fixture->reports->len, ==, 2);
+  g_assert_cmpstr (pin_tls_report_get_host (fixture->reports->pdata[0]), ==, "127.0.0.1");
+  g_assert_cmpuint (pin_tls_report_get_port (fixture->reports->pdata[0]), ==, 8443);
+  g_assert_cmpint (pin_tls_report_get_verdict (fixture->reports->pdata[0]), ==,
+                   PIN_TLS_VERDICT_MATCHED);
+  g_assert_cmpstr (pin_tls_report_get_host (fixture->reports->pdata[1]), ==, "host.test");
+  g_assert_cmpuint (pin_tls_report_get_port (fixture->reports->pdata[1]), ==, 0);
+  g_assert_cmpint (pin_tls_report_get_verdict (fixture->reports->pdata[1]), ==,
+                   PIN_TLS_VERDICT_PIN_MISMATCH);
+}
+
+static void
+verify_done_cb (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  GTlsCertificateFlags *flags = user_data;
+  g_autoptr(GError) error = NULL;
+
+  *flags = g_tls_database_verify_chain_finish (G_TLS_DATABASE (source), result, &error);
+  g_assert_no_error (error);
+}
+
+/* The asynchronous check, which GTlsDatabase runs in a worker thread,
+ * enforces the pins as the synchronous one does, and reports in the
+ * creator's context. */
+static void
+test_database_verify_async (DecideFixture *fixture,
+                            gconstpointer  data)
+{
+  g_autoptr(GTlsDatabase) trust = root_a_database ();
+  g_autoptr(PinTlsDatabase) database = pin_tls_database_new (fixture->policy, trust);
+  g_autoptr(GSocketConnectable) identity = g_network_address_new ("host.test", 443);
+  const char *const chains[] = { "leaf1-chain.pem", "leaf2-chain.pem" };
+  const GTlsCertificateFlags expected[] = { 0, G_TLS_CERTIFICATE_GENERIC_ERROR };
+  GObject *alive;
+  GWeakRef weak;
+  guint i;
+
+  add_pattern (fixture->policy, "host.test", FALSE, PINS ("leaf1.pem", "leaf3.pem"));
+  for (i = 0; i < G_N_ELEMENTS (chains); i++)
+    {
+      g_autoptr(GTlsCertificate) chain = certificate_chain (chains[i]);
+      GTlsCertificateFlags flags = G_TLS_CERTIFICATE_VALIDATE_ALL + 1;
+
+      g_tls_database_verify_chain_async (G_TLS_DATABASE (database), chain, SERVER,
+                                         identity, NULL, 0, NULL, verify_done_cb,
+                                         &flags);
+      while (flags == G_TLS_CERTIFICATE_VALIDATE_ALL + 1 || fixture->reports->len <= i)
+        g_main_context_iteration (NULL, TRUE);
+      g_assert_cmpint (flags, ==, expected[i]);
+    }
+
+  g_assert_cmpint (pin_tls_report_get_verdict (fixture->reports->pdata[1]), ==,
+                   PIN_TLS_VERDICT_PIN_MISMATCH);
+
+  /* The worker thread lets go of its task, and of the database, just after
+   * the result is in. */
+  g_weak_ref_init (&weak, database);
+  g_clear_object (&database);
+  while ((alive = g_weak_ref_get (&weak)) != NULL)
+    {
+      g_object_unref (alive);
+      g_thread_yield ();
+    }
+  g_weak_ref_clear (&weak);
+}
+
 typedef struct
 {
   GTlsDatabase *database;
@@ -2000,6 +2204,50 @@ test_arm_connection (DecideFixture *fixture,
   g_assert_error (again, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE);
 }
 
+/* Any TLS client connection can be armed, a PinTlsClientConnection too:
+ * arming turns its resumption off, and a handshake that fails before any
+ * certificate, which notifies peer-certificate without one, is no pin
+ * verdict. Another policy than the armed one checks by its own pins. */
+static void
+test_arm_pintls_connection (DecideFixture *fixture,
+                            gconstpointer  data)
+{
+  g_autoptr(GInputStream) input = g_memory_input_stream_new ();
+  g_autoptr(GOutputStream) output = g_memory_output_stream_new_resizable ();
+  g_autoptr(GIOStream) base = g_simple_io_stream_new (input, output);
+  g_autoptr(GSocketConnectable) identity = g_network_address_new ("host.test", 443);
+  g_autoptr(PinTlsPolicy) other = pin_tls_policy_new ();
+  g_autoptr(PinTlsClientConnection) connection = NULL;
+  g_autoptr(GError) error = NULL;
+  gboolean resumption = TRUE;
+
+  add_pattern (fixture->policy, "host.test", FALSE, PINS ("leaf1.pem", "leaf3.pem"));
+  add_pattern (other, "host.test", FALSE, PINS ("leaf2.pem", "leaf3.pem"));
+  connection =
+    pin_tls_client_connection_new_with_policy (base, identity, fixture->policy, &error);
+  g_assert_no_error (error);
+  g_object_set (connection, "session-resumption-enabled", TRUE, NULL);
+
+  pin_tls_policy_arm_connection (fixture->policy, G_TLS_CONNECTION (connection));
+  g_object_get (connection, "session-resumption-enabled", &resumption, NULL);
+  g_assert_false (resumption);
+
+  /* The server's side of the stream is empty: the handshake meets the end
+   * of the stream. */
+  g_assert_false (g_tls_connection_handshake (G_TLS_CONNECTION (connection), NULL,
+                                              &error));
+  g_assert_nonnull (error);
+  g_assert_null (g_tls_connection_get_peer_certificate (G_TLS_CONNECTION (connection)));
+  g_assert_false (g_io_stream_is_closed (base));
+  g_clear_error (&error);
+
+  g_assert_false (pin_tls_policy_check_connection (other, G_TLS_CONNECTION (connection),
+                                                   &error));
+  g_assert_error (error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE);
+  g_assert_true (g_io_stream_is_closed (base));
+  g_assert_cmpuint (fixture->reports->len, ==, 0);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -2081,9 +2329,15 @@ main (int   argc,
   ADD_DECIDE ("/pintls/policy/database/verify", NULL, test_database_verify);
   ADD_DECIDE ("/pintls/policy/database/without-trust", NULL, test_database_without_trust);
   ADD_DECIDE ("/pintls/policy/database/cancelled", NULL, test_database_cancelled);
+  ADD_DECIDE ("/pintls/policy/database/lookups", NULL, test_database_lookups);
+  ADD_DECIDE ("/pintls/policy/database/properties", NULL, test_database_properties);
+  ADD_DECIDE ("/pintls/policy/database/identities", NULL, test_database_identities);
+  ADD_DECIDE ("/pintls/policy/database/verify-async", NULL, test_database_verify_async);
   ADD_DECIDE ("/pintls/policy/database/reports-on-its-thread", NULL,
               test_database_reports_on_its_thread);
   ADD_DECIDE ("/pintls/policy/database/arm-connection", NULL, test_arm_connection);
+  ADD_DECIDE ("/pintls/policy/database/arm-pintls-connection", NULL,
+              test_arm_pintls_connection);
 
   return g_test_run ();
 }
