@@ -1072,16 +1072,12 @@ _pin_tls_pin_set_contains (PinTlsPinSet *set,
   return g_hash_table_contains (set->lookup, &key);
 }
 
-/* Known from construction: every verdict asks, so it must not grow with
- * the number of pins. */
+/* Whether any pin is a whole-certificate one. Known from construction:
+ * every verdict asks, so it must not grow with the number of pins. */
 gboolean
-_pin_tls_pin_set_has_kind (PinTlsPinSet *set,
-                           PinTlsPinKind kind)
+_pin_tls_pin_set_has_certificate_pins (PinTlsPinSet *set)
 {
-  if (kind == PIN_TLS_PIN_KIND_CERTIFICATE)
-    return set->n_certificate_pins > 0;
-
-  return set->pins->len > set->n_certificate_pins;
+  return set->n_certificate_pins > 0;
 }
 
 const guint8 *

@@ -37,8 +37,7 @@ typedef enum
 gboolean _pin_tls_pin_set_contains (PinTlsPinSet *set,
                                     PinTlsPinKind kind,
                                     const guint8 *digest);
-gboolean _pin_tls_pin_set_has_kind (PinTlsPinSet *set,
-                                    PinTlsPinKind kind);
+gboolean _pin_tls_pin_set_has_certificate_pins (PinTlsPinSet *set);
 const guint8 *_pin_tls_pin_set_get_digest (PinTlsPinSet *set);
 char *_pin_tls_pin_set_describe (PinTlsPinSet *set);
 gboolean _pin_tls_spki_digest (gnutls_x509_crt_t crt,

@@ -347,8 +347,7 @@ set_mismatch_error (PinTlsDecision       *verdict,
                     const char           *server_name)
 {
   g_autofree char *configured = _pin_tls_pin_set_describe (pins);
-  gboolean fingerprints = _pin_tls_pin_set_has_kind (pins,
-                                                     PIN_TLS_PIN_KIND_CERTIFICATE);
+  gboolean fingerprints = _pin_tls_pin_set_has_certificate_pins (pins);
   GString *presented = g_string_new (NULL);
   guint shown = MIN (chain->n_certs, MAX_DESCRIBED_CERTIFICATES);
   guint i;
@@ -381,7 +380,7 @@ certificate_matches (const SpkiDigest     *spki,
       && _pin_tls_pin_set_contains (pins, PIN_TLS_PIN_KIND_SPKI, spki->digest))
     return TRUE;
 
-  if (der == NULL || !_pin_tls_pin_set_has_kind (pins, PIN_TLS_PIN_KIND_CERTIFICATE))
+  if (der == NULL || !_pin_tls_pin_set_has_certificate_pins (pins))
     return FALSE;
 
   gnutls_hash_fast (GNUTLS_DIG_SHA256, der->data, der->size, digest);
