@@ -61,7 +61,10 @@ _pin_tls_certificate_chain_der (GTlsCertificate *certificate)
       if (der == NULL)
         break;
 
-      g_ptr_array_add (chain, g_byte_array_free_to_bytes (der));
+      /* A copy: the array may be the certificate's own, if a subclass
+       * hands out a reference rather than a new array. */
+      g_ptr_array_add (chain, g_bytes_new (der->data, der->len));
+      g_byte_array_unref (der);
       if (chain->len > PIN_TLS_MAX_CHAIN_LENGTH)
         break;
     }

@@ -1997,6 +1997,125 @@ test_database_properties (DecideFixture *fixture,
 
 /* Identities other than a host name and port: a socket address gives its
  * port to the report, a service none. */
+/* A certificate as an application's own GTlsCertificate subclass may
+ * make one: DER bytes (or none) and any issuer, even itself. */
+#define TEST_TYPE_BARE_CERTIFICATE (test_bare_certificate_get_type ())
+G_DECLARE_FINAL_TYPE (TestBareCertificate, test_bare_certificate, TEST, BARE_CERTIFICATE,
+                      GTlsCertificate)
+
+struct _TestBareCertificate
+{
+  GTlsCertificate parent_instance;
+  GByteArray *der;
+  GTlsCertificate *issuer;      /* not a reference: it may be the certificate itself */
+};
+
+G_DEFINE_TYPE (TestBareCertificate, test_bare_certificate, G_TYPE_TLS_CERTIFICATE)
+
+static void
+test_bare_certificate_get_property (GObject    *object,
+                                    guint       prop_id,
+                                    GValue     *value,
+                                    GParamSpec *pspec)
+{
+  TestBareCertificate *self = TEST_BARE_CERTIFICATE (object);
+
+  /* Every other property keeps its default value. */
+  if (g_str_equal (pspec->name, "certificate"))
+    g_value_set_boxed (value, self->der);
+  else if (g_str_equal (pspec->name, "issuer"))
+    g_value_set_object (value, self->issuer);
+}
+
+static void
+test_bare_certificate_set_property (GObject      *object,
+                                    guint         prop_id,
+                                    const GValue *value,
+                                    GParamSpec   *pspec)
+{
+  /* GObject sets the construct properties; the tests set the fields. */
+}
+
+static void
+test_bare_certificate_finalize (GObject *object)
+{
+  TestBareCertificate *self = TEST_BARE_CERTIFICATE (object);
+
+  g_clear_pointer (&self->der, g_byte_array_unref);
+  G_OBJECT_CLASS (test_bare_certificate_parent_class)->finalize (object);
+}
+
+static void
+test_bare_certificate_class_init (TestBareCertificateClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  g_autofree GParamSpec **properties = NULL;
+  guint n_properties;
+  guint i;
+
+  object_class->get_property = test_bare_certificate_get_property;
+  object_class->set_property = test_bare_certificate_set_property;
+  object_class->finalize = test_bare_certificate_finalize;
+
+  /* All of GTlsCertificate's properties are this class's to handle. */
+  properties = g_object_class_list_properties (object_class, &n_properties);
+  for (i = 0; i < n_properties; i++)
+    g_object_class_override_property (object_class, i + 1, properties[i]->name);
+}
+
+static void
+test_bare_certificate_init (TestBareCertificate *self)
+{
+}
+
+/* The DER bytes of the first certificate of @file, or no bytes at all. */
+static TestBareCertificate *
+bare_certificate_new (const char *file)
+{
+  TestBareCertificate *certificate = g_object_new (TEST_TYPE_BARE_CERTIFICATE, NULL);
+
+  if (file != NULL)
+    {
+      g_autoptr(GTlsCertificate) real = certificate_chain (file);
+
+      g_object_get (real, "certificate", &certificate->der, NULL);
+    }
+
+  return certificate;
+}
+
+/* A certificate whose issuer is itself has no end: the database reads a
+ * bounded number of links and decides on those. A certificate without
+ * DER bytes presents nothing, which no pin matches. */
+static void
+test_database_unusual_certificates (DecideFixture *fixture,
+                                    gconstpointer  data)
+{
+  g_autoptr(PinTlsDatabase) database = pin_tls_database_new (fixture->policy, NULL);
+  g_autoptr(TestBareCertificate) looped = bare_certificate_new ("self.pem");
+  g_autoptr(TestBareCertificate) empty = bare_certificate_new (NULL);
+  g_autoptr(GSocketConnectable) identity = g_network_address_new ("self.test", 443);
+  g_autoptr(PinTlsPinSet) self_pins = PINS ("self.pem", "leaf3.pem");
+  g_autoptr(PinTlsPolicyEntry) self_entry = entry_new ("self.test", self_pins);
+  GTlsDatabase *db = G_TLS_DATABASE (database);
+  const char *const *presented;
+
+  pin_tls_policy_entry_set_mode (self_entry, PIN_TLS_MODE_PIN_ONLY);
+  add_entry (fixture->policy, self_entry);
+  looped->issuer = G_TLS_CERTIFICATE (looped);
+
+  g_assert_cmpint (g_tls_database_verify_chain (db, G_TLS_CERTIFICATE (looped), SERVER,
+                                                identity, NULL, 0, NULL, NULL), ==, 0);
+  g_assert_cmpuint (fixture->reports->len, ==, 1);
+  presented = pin_tls_report_get_presented_pins (fixture->reports->pdata[0]);
+  g_assert_cmpuint (g_strv_length ((char **) presented), ==, PIN_TLS_MAX_CHAIN_LENGTH + 1);
+  g_assert_cmpuint (looped->der->len, >, 0);  /* the certificate's own bytes are left alone */
+
+  g_assert_cmpint (g_tls_database_verify_chain (db, G_TLS_CERTIFICATE (empty), SERVER,
+                                                identity, NULL, 0, NULL, NULL), ==,
+                   G_TLS_CERTIFICATE_GENERIC_ERROR);
+}
+
 static void
 test_database_identities (DecideFixture *fixture,
                           gconstpointer  data)
@@ -2332,6 +2451,8 @@ main (int   argc,
   ADD_DECIDE ("/pintls/policy/database/lookups", NULL, test_database_lookups);
   ADD_DECIDE ("/pintls/policy/database/properties", NULL, test_database_properties);
   ADD_DECIDE ("/pintls/policy/database/identities", NULL, test_database_identities);
+  ADD_DECIDE ("/pintls/policy/database/unusual-certificates", NULL,
+              test_database_unusual_certificates);
   ADD_DECIDE ("/pintls/policy/database/verify-async", NULL, test_database_verify_async);
   ADD_DECIDE ("/pintls/policy/database/reports-on-its-thread", NULL,
               test_database_reports_on_its_thread);
