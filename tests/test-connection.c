@@ -9,6 +9,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 /* What the bulk test moves each way: the writer's chunk repeats a pattern
  * of 251 bytes, a prime, so that a record lost, doubled or reordered shows. */
@@ -78,6 +80,14 @@ static const TestServerOptions early_greeting_server = {
   .priority = "NORMAL:-VERS-ALL:+VERS-TLS1.3",
   .greeting = "early\n",
   .early_greeting = TRUE,
+};
+static const TestServerOptions tls10_server = {
+  "leaf1-chain.pem", "leaf1.key",
+  .priority = "NORMAL:-VERS-ALL:+VERS-TLS1.0",
+};
+static const TestServerOptions tls11_server = {
+  "leaf1-chain.pem", "leaf1.key",
+  .priority = "NORMAL:-VERS-ALL:+VERS-TLS1.1",
 };
 static const TestServerOptions no_ems_server = {
   "leaf1-chain.pem", "leaf1.key",
@@ -2242,6 +2252,7 @@ static void
 test_streams_outlive_connection (Fixture      *fixture,
                                  gconstpointer data)
 {
+  g_auto(AsyncWait) wait = { NULL };
   g_autoptr(GInputStream) input = NULL;
   g_autoptr(GOutputStream) output = NULL;
   g_autoptr(GSource) source = NULL;
@@ -2273,6 +2284,14 @@ test_streams_outlive_connection (Fixture      *fixture,
   g_source_set_callback (source, G_SOURCE_FUNC (source_fired_cb), &fired, NULL);
   g_source_attach (source, NULL);
   iterate_until (&fired);
+
+  /* With nothing left to close, closing succeeds, on this thread. */
+  g_clear_error (&error);
+  g_input_stream_close_async (input, G_PRIORITY_DEFAULT, NULL, async_wait_cb, &wait);
+  iterate_until (&wait.done);
+  g_assert_true (g_input_stream_close_finish (input, wait.result, &error));
+  g_assert_no_error (error);
+  g_assert_true (wait.thread == fixture->test_thread);
 }
 
 /* While a handshake runs, neither stream is ready and non-blocking calls
@@ -3915,6 +3934,594 @@ test_fetch_server_chain_cancelled (Fixture      *fixture,
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
 }
 
+/* Paths few applications take --------------------------------------------- */
+
+/* Setting a property to the value it has changes nothing and notifies
+ * nothing; a new value notifies once. */
+static void
+test_setters_notify_changes_only (Fixture      *fixture,
+                                  gconstpointer data)
+{
+  guint n_mode = 0;
+  guint n_resumption = 0;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_signal_connect (fixture->connection, "notify::mode", G_CALLBACK (count_cb), &n_mode);
+  g_signal_connect (fixture->connection, "notify::session-resumption-enabled",
+                    G_CALLBACK (count_cb), &n_resumption);
+
+  pin_tls_client_connection_set_mode (fixture->connection, PIN_TLS_MODE_PIN_ONLY);
+  pin_tls_client_connection_set_session_resumption_enabled (fixture->connection, FALSE);
+  g_assert_cmpuint (n_mode, ==, 0);
+  g_assert_cmpuint (n_resumption, ==, 0);
+
+  pin_tls_client_connection_set_mode (fixture->connection, PIN_TLS_MODE_CA_AND_PINS);
+  pin_tls_client_connection_set_session_resumption_enabled (fixture->connection, TRUE);
+  pin_tls_client_connection_set_session_resumption_enabled (fixture->connection, 2);
+  g_assert_cmpuint (n_mode, ==, 1);
+  g_assert_cmpuint (n_resumption, ==, 1);
+  g_assert_cmpint (pin_tls_client_connection_get_mode (fixture->connection), ==,
+                   PIN_TLS_MODE_CA_AND_PINS);
+  g_assert_true (
+    pin_tls_client_connection_get_session_resumption_enabled (fixture->connection));
+  close_connection (fixture);
+}
+
+/* A channel binding type that GIO may define after this code was
+ * written is refused as not implemented, not mistaken for another. */
+static void
+test_channel_binding_unknown_type (Fixture      *fixture,
+                                   gconstpointer data)
+{
+  g_autoptr(GByteArray) binding = NULL;
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_assert_true (fixture_handshake (fixture, &error));
+
+  binding = get_binding (fixture, (GTlsChannelBindingType) 42, &error);
+  g_assert_null (binding);
+  g_assert_error (error, G_TLS_CHANNEL_BINDING_ERROR,
+                  G_TLS_CHANNEL_BINDING_ERROR_NOT_IMPLEMENTED);
+  close_connection (fixture);
+}
+
+/* GnuTLS cannot send an application protocol name of 32 bytes or more:
+ * the handshake fails before anything goes out. */
+static void
+test_alpn_name_too_long (Fixture      *fixture,
+                         gconstpointer data)
+{
+  const char *protocols[] = { "pintls/1", "pintls/a-protocol-name-of-40-bytes-long", NULL };
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_tls_connection_set_advertised_protocols (G_TLS_CONNECTION (fixture->connection),
+                                             protocols);
+
+  g_assert_false (fixture_handshake (fixture, &error));
+  g_assert_error (error, G_TLS_ERROR, G_TLS_ERROR_MISC);
+  g_assert_nonnull (strstr (error->message, "application protocols"));
+  g_clear_error (&error);
+  g_assert_cmpint (g_output_stream_write (fixture_output (fixture), "x", 1, NULL, &error), ==,
+                   -1);
+  g_assert_error (error, G_TLS_ERROR, G_TLS_ERROR_MISC);
+  close_connection (fixture);
+
+  test_server_wait (fixture->server);
+  g_assert_false (test_server_got_client_hello (fixture->server));
+}
+
+/* Validation flags that leave out a certificate authority error accept
+ * it without asking accept-certificate, and the connection reports it. */
+static void
+test_validation_flags_mask_ca_error (Fixture      *fixture,
+                                     gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  guint n_emitted = 0;
+
+  fixture_connect_with (fixture, "other.test", "leaf1.pem");
+  fixture_trust_root_a (fixture);
+  g_signal_connect (fixture->connection, "accept-certificate", G_CALLBACK (refuse_cb),
+                    &n_emitted);
+  G_GNUC_BEGIN_IGNORE_DEPRECATIONS
+  g_tls_client_connection_set_validation_flags (G_TLS_CLIENT_CONNECTION (fixture->connection),
+                                                G_TLS_CERTIFICATE_VALIDATE_ALL
+                                                & ~G_TLS_CERTIFICATE_BAD_IDENTITY);
+  G_GNUC_END_IGNORE_DEPRECATIONS
+
+  g_assert_true (fixture_handshake (fixture, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (n_emitted, ==, 0);
+  g_assert_cmpuint (g_tls_connection_get_peer_certificate_errors (G_TLS_CONNECTION (fixture->connection)),
+                    ==, G_TLS_CERTIFICATE_BAD_IDENTITY);
+  write_text (fixture, "x");
+  read_text (fixture, "x");
+  close_connection (fixture);
+  assert_server_received (fixture, "x");
+}
+
+/* The connection stays usable for an older TLS version the server
+ * insists on, and reports it. */
+static void
+test_protocol_version_old (Fixture      *fixture,
+                           gconstpointer data)
+{
+  GTlsProtocolVersion expected = GPOINTER_TO_INT (g_object_get_data (G_OBJECT (fixture->connection),
+                                                                     "expected"));
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (fixture_handshake (fixture, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (g_tls_connection_get_protocol_version (G_TLS_CONNECTION (fixture->connection)),
+                   ==, expected);
+  write_text (fixture, "old");
+  read_text (fixture, "old");
+  close_connection (fixture);
+  assert_server_received (fixture, "old");
+}
+
+static void
+test_protocol_version_tls10 (Fixture      *fixture,
+                             gconstpointer data)
+{
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_object_set_data (G_OBJECT (fixture->connection), "expected",
+                     GINT_TO_POINTER (G_TLS_PROTOCOL_VERSION_TLS_1_0));
+  test_protocol_version_old (fixture, data);
+}
+
+static void
+test_protocol_version_tls11 (Fixture      *fixture,
+                             gconstpointer data)
+{
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_object_set_data (G_OBJECT (fixture->connection), "expected",
+                     GINT_TO_POINTER (G_TLS_PROTOCOL_VERSION_TLS_1_1));
+  test_protocol_version_old (fixture, data);
+}
+
+/* Two asynchronous handshakes asked for at once share one handshake, and
+ * each hears of its end once. */
+static void
+test_async_handshake_joined (Fixture      *fixture,
+                             gconstpointer data)
+{
+  GTlsConnection *connection;
+  g_auto(AsyncWait) first = { NULL };
+  g_auto(AsyncWait) second = { NULL };
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  connection = G_TLS_CONNECTION (fixture->connection);
+  g_tls_connection_handshake_async (connection, G_PRIORITY_DEFAULT, NULL, async_wait_cb,
+                                    &first);
+  g_tls_connection_handshake_async (connection, G_PRIORITY_DEFAULT, NULL, async_wait_cb,
+                                    &second);
+  iterate_until (&first.done);
+  iterate_until (&second.done);
+
+  g_assert_true (g_tls_connection_handshake_finish (connection, first.result, &error));
+  g_assert_true (g_tls_connection_handshake_finish (connection, second.result, &error));
+  g_assert_no_error (error);
+  write_text (fixture, "x");
+  read_text (fixture, "x");
+  close_connection (fixture);
+  assert_server_received (fixture, "x");
+  g_assert_cmpuint (test_server_count_handshakes (fixture->server), ==, 1);
+}
+
+static gboolean
+closure_read_cb (GObject *stream,
+                 gpointer data)
+{
+  GString *text = data;
+  char buffer[16];
+  gssize n;
+
+  n = g_pollable_input_stream_read_nonblocking (G_POLLABLE_INPUT_STREAM (stream), buffer,
+                                                sizeof buffer, NULL, NULL);
+  if (n > 0)
+    g_string_append_len (text, buffer, n);
+
+  return text->len < 4;
+}
+
+/* A source driven through a GClosure, as bindings drive it, calls the
+ * closure with the stream, and stops when the closure says so. */
+static void
+test_source_closure (Fixture      *fixture,
+                     gconstpointer data)
+{
+  g_autoptr(GString) text = g_string_new (NULL);
+  g_autoptr(GSource) source = NULL;
+  GClosure *closure;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  write_text (fixture, "ping");
+  source = g_pollable_input_stream_create_source (G_POLLABLE_INPUT_STREAM (fixture_input (fixture)),
+                                                  NULL);
+  closure = g_cclosure_new (G_CALLBACK (closure_read_cb), text, NULL);
+  g_source_set_closure (source, closure);
+  g_source_attach (source, NULL);
+
+  while (!g_source_is_destroyed (source))
+    iterate_once ();
+  g_assert_cmpstr (text->str, ==, "ping");
+  close_connection (fixture);
+}
+
+static gboolean
+read_one_byte_cb (GObject *stream,
+                  gpointer data)
+{
+  GString *text = data;
+  g_autoptr(GError) error = NULL;
+  char byte;
+
+  g_assert_cmpint (g_pollable_input_stream_read_nonblocking (G_POLLABLE_INPUT_STREAM (stream),
+                                                             &byte, 1, NULL, &error), ==, 1);
+  g_assert_no_error (error);
+  g_string_append_c (text, byte);
+
+  return text->len < 5 ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+}
+
+/* A source that stays attached after each one-byte read fires again for
+ * the bytes GnuTLS holds, where polling the socket cannot see them, and
+ * waits on the socket again once they are read. */
+static void
+test_source_continues_over_buffered_data (Fixture      *fixture,
+                                          gconstpointer data)
+{
+  g_autoptr(GString) text = g_string_new (NULL);
+  g_autoptr(GSource) source = NULL;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_assert_true (fixture_handshake (fixture, NULL));
+  source = g_pollable_input_stream_create_source (G_POLLABLE_INPUT_STREAM (fixture_input (fixture)),
+                                                  NULL);
+  g_source_set_callback (source, G_SOURCE_FUNC (read_one_byte_cb), text, NULL);
+  g_source_attach (source, NULL);
+  write_text (fixture, "hello");
+
+  while (!g_source_is_destroyed (source))
+    iterate_once ();
+  g_assert_cmpstr (text->str, ==, "hello");
+  close_connection (fixture);
+}
+
+static gboolean
+close_in_handler_cb (GTlsConnection      *connection,
+                     GTlsCertificate     *peer_certificate,
+                     GTlsCertificateFlags errors,
+                     gpointer             data)
+{
+  GError **close_error = data;
+
+  GOutputStream *output = g_io_stream_get_output_stream (G_IO_STREAM (connection));
+
+  g_assert_false (g_output_stream_close (output, NULL, close_error));
+
+  return FALSE;
+}
+
+/* Closing from inside the handshake, in an accept-certificate handler,
+ * would wait for ever for the handshake: it fails instead, and the
+ * handshake still refuses what the handler refused. */
+static void
+test_close_in_handler (Fixture      *fixture,
+                       gconstpointer data)
+{
+  g_autoptr(GError) close_error = NULL;
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "other.test", "leaf1.pem");
+  fixture_trust_root_a (fixture);
+  g_signal_connect (fixture->connection, "accept-certificate",
+                    G_CALLBACK (close_in_handler_cb), &close_error);
+
+  g_assert_false (fixture_handshake (fixture, &error));
+  g_assert_error (error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE);
+  g_assert_error (close_error, G_IO_ERROR, G_IO_ERROR_FAILED);
+  g_assert_false (g_io_stream_is_closed (G_IO_STREAM (fixture->tcp)));
+  assert_server_refused (fixture);
+  close_connection (fixture);
+  g_assert_true (g_io_stream_is_closed (G_IO_STREAM (fixture->tcp)));
+}
+
+/* An asynchronous handshake that another thread runs on its own main
+ * context, with a server that never answers. */
+typedef struct
+{
+  Fixture *fixture;
+  GCancellable *cancellable;
+  GMutex lock;
+  GCond cond;
+  gboolean started;
+  GError *error;
+} OtherThreadHandshake;
+
+static gpointer
+other_thread_handshake (gpointer data)
+{
+  OtherThreadHandshake *other = data;
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_auto(AsyncWait) wait = { NULL };
+
+  g_main_context_push_thread_default (context);
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (other->fixture->connection),
+                                    G_PRIORITY_DEFAULT, other->cancellable, async_wait_cb,
+                                    &wait);
+  g_mutex_lock (&other->lock);
+  other->started = TRUE;
+  g_cond_signal (&other->cond);
+  g_mutex_unlock (&other->lock);
+
+  while (!wait.done)
+    g_main_context_iteration (context, TRUE);
+  g_tls_connection_handshake_finish (G_TLS_CONNECTION (other->fixture->connection),
+                                     wait.result, &other->error);
+  g_main_context_pop_thread_default (context);
+
+  return NULL;
+}
+
+static GThread *
+start_other_thread_handshake (OtherThreadHandshake *other)
+{
+  GThread *thread = g_thread_new ("handshake", other_thread_handshake, other);
+
+  g_mutex_lock (&other->lock);
+  while (!other->started)
+    g_cond_wait (&other->cond, &other->lock);
+  g_mutex_unlock (&other->lock);
+
+  return thread;
+}
+
+/* A blocking read that waits for the handshake another thread runs
+ * gives up when its cancellable is cancelled; the handshake goes on until
+ * its own cancellable ends it. */
+static void
+test_cancel_read_waiting_for_handshake (Fixture      *fixture,
+                                        gconstpointer data)
+{
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GCancellable) read_cancellable = g_cancellable_new ();
+  OtherThreadHandshake other = { fixture, cancellable };
+  CancellableRead read = { fixture, read_cancellable };
+  GThread *thread;
+  GThread *reader;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  thread = start_other_thread_handshake (&other);
+
+  /* Whether the read already waits when the cancellation comes or not,
+   * it fails the same way. */
+  reader = g_thread_new ("reader", blocked_read_thread, &read);
+  g_usleep (G_USEC_PER_SEC / 20);
+  g_cancellable_cancel (read_cancellable);
+  g_thread_join (reader);
+  g_assert_null (other.error);
+
+  g_cancellable_cancel (cancellable);
+  g_thread_join (thread);
+  g_assert_error (other.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&other.error);
+  close_connection (fixture);
+}
+
+/* An asynchronous close waits, without blocking this thread, for the
+ * handshake another thread runs, and closes once it is over. */
+static void
+test_close_async_waits_for_handshake (Fixture      *fixture,
+                                      gconstpointer data)
+{
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  OtherThreadHandshake other = { fixture, cancellable };
+  g_auto(AsyncWait) wait = { NULL };
+  g_autoptr(GError) error = NULL;
+  GThread *thread;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  thread = start_other_thread_handshake (&other);
+
+  g_io_stream_close_async (G_IO_STREAM (fixture->connection), G_PRIORITY_DEFAULT, NULL,
+                           async_wait_cb, &wait);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_assert_false (wait.done);
+  g_assert_false (g_io_stream_is_closed (G_IO_STREAM (fixture->tcp)));
+
+  g_cancellable_cancel (cancellable);
+  iterate_until (&wait.done);
+  g_thread_join (thread);
+
+  g_assert_error (other.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&other.error);
+  g_assert_true (g_io_stream_close_finish (G_IO_STREAM (fixture->connection), wait.result,
+                                           &error));
+  g_assert_no_error (error);
+  g_assert_true (g_io_stream_is_closed (G_IO_STREAM (fixture->tcp)));
+}
+
+/* A cancelled asynchronous close that would have to wait for that
+ * handshake reports the cancellation at once and leaves the handshake
+ * alone. */
+static void
+test_close_async_cancelled_while_waiting (Fixture      *fixture,
+                                          gconstpointer data)
+{
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GCancellable) close_cancellable = g_cancellable_new ();
+  OtherThreadHandshake other = { fixture, cancellable };
+  g_auto(AsyncWait) wait = { NULL };
+  g_autoptr(GError) error = NULL;
+  GThread *thread;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  thread = start_other_thread_handshake (&other);
+
+  g_cancellable_cancel (close_cancellable);
+  g_io_stream_close_async (G_IO_STREAM (fixture->connection), G_PRIORITY_DEFAULT,
+                           close_cancellable, async_wait_cb, &wait);
+  iterate_until (&wait.done);
+  g_assert_false (g_io_stream_close_finish (G_IO_STREAM (fixture->connection), wait.result,
+                                            &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+
+  g_cancellable_cancel (cancellable);
+  g_thread_join (thread);
+  g_assert_error (other.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&other.error);
+}
+
+/* A connection made for @identity with resumption on. */
+static PinTlsClientConnection *
+connect_resuming_as (Fixture            *fixture,
+                     GSocketConnectable *identity,
+                     PinTlsPinSet       *pins)
+{
+  g_autoptr(GSocketConnection) tcp = connect_tcp (fixture);
+  g_autoptr(GError) error = NULL;
+  PinTlsClientConnection *connection;
+
+  connection = pin_tls_client_connection_new (G_IO_STREAM (tcp), identity, pins, &error);
+  g_assert_no_error (error);
+  pin_tls_client_connection_set_session_resumption_enabled (connection, TRUE);
+
+  return connection;
+}
+
+static void
+round_as (Fixture            *fixture,
+          GSocketConnectable *identity,
+          PinTlsMode          mode,
+          Round              *round)
+{
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_autoptr(PinTlsClientConnection) connection = NULL;
+
+  connection = connect_resuming_as (fixture, identity, pins);
+  pin_tls_client_connection_set_mode (connection, mode);
+  run_round (connection, round);
+  g_clear_object (&connection);
+  test_server_wait (fixture->server);
+}
+
+/* Sessions are filed under the server's name and port whatever kind of
+ * identity names them: an IP address and port given as a socket address
+ * resume the session of the same given as a network address. A service
+ * name has no port (0). The system's authorities are part of the key. */
+static void
+test_resumption_identity_kinds (Fixture      *fixture,
+                                gconstpointer data)
+{
+  guint16 port = test_server_get_port (fixture->server);
+  g_autoptr(GSocketConnectable) address = g_network_address_new ("127.0.0.1", port);
+  g_autoptr(GSocketConnectable) socket_address = NULL;
+  g_autoptr(GSocketConnectable) service = g_network_service_new ("pintls", "tcp",
+                                                                 "host.test");
+  g_autoptr(GSocketConnectable) name = g_network_address_new ("host.test", port);
+  g_autofree char *expected_prefix = g_strdup_printf ("127.0.0.1:%u/", port);
+  g_auto(Round) first = { NULL };
+  g_auto(Round) resumed = { NULL };
+  g_auto(Round) by_service = { NULL };
+  g_auto(Round) pins_only = { NULL };
+  g_auto(Round) system_authorities = { NULL };
+
+  socket_address = G_SOCKET_CONNECTABLE (g_inet_socket_address_new_from_string ("127.0.0.1",
+                                                                                port));
+  round_as (fixture, address, PIN_TLS_MODE_PIN_ONLY, &first);
+  assert_round_ok (&first, FALSE);
+  g_assert_true (g_str_has_prefix (first.session_key, expected_prefix));
+
+  round_as (fixture, socket_address, PIN_TLS_MODE_PIN_ONLY, &resumed);
+  assert_round_ok (&resumed, TRUE);
+  g_assert_cmpstr (resumed.session_key, ==, first.session_key);
+  g_assert_true (test_server_was_resumed (fixture->server));
+
+  round_as (fixture, service, PIN_TLS_MODE_PIN_ONLY, &by_service);
+  assert_round_ok (&by_service, FALSE);
+  g_assert_true (g_str_has_prefix (by_service.session_key, "host.test:0/"));
+
+  round_as (fixture, name, PIN_TLS_MODE_PIN_ONLY, &pins_only);
+  assert_round_ok (&pins_only, FALSE);
+  round_as (fixture, name, PIN_TLS_MODE_CA_AND_PINS, &system_authorities);
+  g_assert_error (system_authorities.error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE);
+  g_assert_false (system_authorities.resumed);
+  g_assert_cmpstr (system_authorities.session_key, !=, pins_only.session_key);
+}
+
+/* A GIO TLS connection of the default backend over one end of a socket
+ * pair: a client connection of another implementation, never handshaken. */
+static GIOStream *
+foreign_connection (GSocketConnectable *identity)
+{
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GSocketConnection) base = NULL;
+  g_autoptr(GError) error = NULL;
+  GIOStream *connection;
+  int fds[2];
+
+  g_assert_cmpint (socketpair (AF_UNIX, SOCK_STREAM, 0, fds), ==, 0);
+  close (fds[1]);
+  socket = g_socket_new_from_fd (fds[0], &error);
+  g_assert_no_error (error);
+  base = g_socket_connection_factory_create_connection (socket);
+  connection = g_tls_client_connection_new (G_IO_STREAM (base), identity, &error);
+  g_assert_no_error (error);
+
+  return connection;
+}
+
+/* copy_session_state() from a connection with no session, or from a
+ * connection of another TLS implementation, offers nothing: the handshake
+ * is a full one, its pins checked. */
+static void
+test_resumption_copy_nothing (Fixture      *fixture,
+                              gconstpointer data)
+{
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_autoptr(GSocketConnectable) identity = NULL;
+  g_autoptr(PinTlsClientConnection) saver = NULL;
+  g_autoptr(PinTlsClientConnection) unused = NULL;
+  g_autoptr(PinTlsClientConnection) copy = NULL;
+  g_autoptr(GIOStream) foreign = NULL;
+  g_autoptr(GBytes) cached = NULL;
+  g_auto(Round) saved = { NULL };
+  g_auto(Round) copied = { NULL };
+
+  identity = g_network_address_new ("127.0.0.1", test_server_get_port (fixture->server));
+  saver = connect_resuming_as (fixture, identity, pins);
+  run_round (saver, &saved);
+  assert_round_ok (&saved, FALSE);
+  test_server_wait (fixture->server);
+  cached = _pin_tls_session_cache_take (saved.session_key);
+  g_assert_nonnull (cached);
+
+  /* Never set up, so it never touches the server. */
+  unused = g_object_new (PIN_TLS_TYPE_CLIENT_CONNECTION, "pins", pins,
+                         "server-identity", identity, NULL);
+  copy = connect_resuming_as (fixture, identity, pins);
+  g_tls_client_connection_copy_session_state (G_TLS_CLIENT_CONNECTION (copy),
+                                              G_TLS_CLIENT_CONNECTION (unused));
+  if (g_tls_backend_supports_tls (g_tls_backend_get_default ()))
+    {
+      foreign = foreign_connection (identity);
+      g_tls_client_connection_copy_session_state (G_TLS_CLIENT_CONNECTION (copy),
+                                                  G_TLS_CLIENT_CONNECTION (foreign));
+    }
+  run_round (copy, &copied);
+  assert_round_ok (&copied, FALSE);
+  g_assert_cmpstr (copied.session_key, ==, saved.session_key);
+  g_clear_object (&copy);
+  test_server_wait (fixture->server);
+  g_assert_false (test_server_was_resumed (fixture->server));
+}
+
 /* Lines of text, @size bytes in all; never freed. */
 static char *
 long_text (gsize size)
@@ -4069,6 +4676,27 @@ main (int   argc,
   add_test ("connect/async-cancelled", &silent_server, test_connect_async_cancelled);
   add_test ("fetch-server-chain/chain", &leaf1_server, test_fetch_server_chain);
   add_test ("fetch-server-chain/cancelled", &silent_server, test_fetch_server_chain_cancelled);
+
+  add_test ("setters-notify-changes-only", &leaf1_server, test_setters_notify_changes_only);
+  add_test ("channel-binding/unknown-type", &leaf1_server, test_channel_binding_unknown_type);
+  add_test ("alpn/name-too-long", &alpn_server, test_alpn_name_too_long);
+  add_test ("validation-flags-mask-ca-error", &leaf1_server,
+            test_validation_flags_mask_ca_error);
+  add_test ("protocol-version/tls1.0", &tls10_server, test_protocol_version_tls10);
+  add_test ("protocol-version/tls1.1", &tls11_server, test_protocol_version_tls11);
+  add_test ("async/handshake-joined", &leaf1_server, test_async_handshake_joined);
+  add_test ("async/source-closure", &leaf1_server, test_source_closure);
+  add_test ("async/source-continues-over-buffered-data", &leaf1_server,
+            test_source_continues_over_buffered_data);
+  add_test ("cancel/read-waiting-for-handshake", &silent_server,
+            test_cancel_read_waiting_for_handshake);
+  add_test ("close/in-handler", &leaf1_server, test_close_in_handler);
+  add_test ("close/async-waits-for-handshake", &silent_server,
+            test_close_async_waits_for_handshake);
+  add_test ("close/async-cancelled-while-waiting", &silent_server,
+            test_close_async_cancelled_while_waiting);
+  add_test ("resumption/identity-kinds", &resuming_server, test_resumption_identity_kinds);
+  add_test ("resumption/copy-nothing", &resuming_server, test_resumption_copy_nothing);
 
   return g_test_run ();
 }
