@@ -186,6 +186,7 @@ struct _PinTlsClientConnection
   gboolean read_closed;
   gboolean write_closed;
   gboolean base_closed;
+  GIOCondition base_close_due;    /* a cancelled close left this to close */
   GCancellable *wake;             /* cancelled when waiting sources may go on */
   gboolean wake_used;
   GCancellable *read_closed_wake; /* cancelled when the input side closes */
@@ -549,6 +550,7 @@ claim_op (PinTlsClientConnection *self,
 }
 
 static void wake_sources (PinTlsClientConnection *self);
+static void close_base_when_due (PinTlsClientConnection *self);
 
 static void
 yield_op (PinTlsClientConnection *self,
@@ -559,6 +561,8 @@ yield_op (PinTlsClientConnection *self,
   g_cond_broadcast (&self->cond);
   wake_sources (self);
   g_mutex_unlock (&self->lock);
+
+  close_base_when_due (self);
 }
 
 /* Verification --------------------------------------------------------- */
@@ -1284,6 +1288,7 @@ static void
 finish_handshake (PinTlsClientConnection *self,
                   GError                 *error)
 {
+  g_autoptr(GError) closed_error = NULL;
   ChangedProperties changed = 0;
   gboolean resumed = gnutls_session_is_resumed (self->session);
   HandshakeJob *job;
@@ -1291,6 +1296,10 @@ finish_handshake (PinTlsClientConnection *self,
   GList *l;
 
   g_mutex_lock (&self->lock);
+  if (error != NULL && self->base_close_due != 0)
+    error = closed_error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CLOSED,
+                                                "Connection closed during the TLS "
+                                                "handshake");
   if (error == NULL)
     {
       self->handshake_done = TRUE;
@@ -1325,6 +1334,7 @@ finish_handshake (PinTlsClientConnection *self,
         g_task_return_error (l->data, g_error_copy (error));
     }
   g_list_free_full (waiters, g_object_unref);
+  close_base_when_due (self);
 
   if (job != NULL)
     {
@@ -2202,6 +2212,71 @@ close_base (PinTlsClientConnection *self,
   return g_output_stream_close (G_OUTPUT_STREAM (self->base_output), cancellable, error);
 }
 
+/* Closes the base stream for the sides a cancelled close gave up on, once
+ * no operation uses the session any more. */
+static void
+close_base_when_due (PinTlsClientConnection *self)
+{
+  GIOCondition side;
+
+  g_mutex_lock (&self->lock);
+  side = self->base_close_due;
+  if (side != 0 && !op_must_wait (self, close_op (side)))
+    {
+      self->base_close_due = 0;
+      mark_op (self, close_op (side), TRUE);
+    }
+  else
+    {
+      side = 0;
+    }
+  g_mutex_unlock (&self->lock);
+
+  if (side == 0)
+    return;
+
+  CONNECTION_DEBUG (self, "closing the base stream a cancelled close left open");
+  close_base (self, side, NULL, NULL);
+  mark_closed (self, side);
+}
+
+/* A close cancelled while it waits for another operation stops waiting and
+ * skips close_notify, but still closes, as GIO asks of every close: @side
+ * fails with G_IO_ERROR_CLOSED from now on, and its base stream closes as
+ * soon as the operation in the way lets go of the session, at once if
+ * none is left. Closing the whole connection also shuts its socket down
+ * now: that tells the server, and ends a handshake or a write that waits
+ * on the socket in another thread, as it could not succeed any more. */
+static void
+close_cancelled (PinTlsClientConnection *self,
+                 GIOCondition            side)
+{
+  CONNECTION_DEBUG (self, "close cancelled: closing without close_notify");
+
+  g_mutex_lock (&self->lock);
+  self->read_closed |= (side & G_IO_IN) != 0;
+  self->write_closed |= (side & G_IO_OUT) != 0;
+  self->base_close_due |= side;
+  g_cond_broadcast (&self->cond);
+  wake_sources (self);
+  g_mutex_unlock (&self->lock);
+
+  if (side & G_IO_IN)
+    g_cancellable_cancel (self->read_closed_wake);
+  if (side & G_IO_OUT)
+    g_cancellable_cancel (self->write_closed_wake);
+
+  if (side == (G_IO_IN | G_IO_OUT) && G_IS_SOCKET_CONNECTION (self->base_io_stream))
+    {
+      GSocket *socket;
+
+      socket = g_socket_connection_get_socket (G_SOCKET_CONNECTION (self->base_io_stream));
+      g_socket_shutdown (socket, TRUE, TRUE, NULL);
+    }
+
+  close_base_when_due (self);
+}
+
 /* Closes one side or both. close_notify goes out once, and only after a
  * completed handshake; the base stream is closed whatever happens. */
 gboolean
@@ -2212,6 +2287,7 @@ _pin_tls_client_connection_close_side (PinTlsClientConnection *self,
 {
   IoContext io = { TRUE, cancellable, NULL };
   g_autoptr(GError) bye_error = NULL;
+  g_autoptr(GError) claim_error = NULL;
   gboolean closed;
 
   /* A connection whose construction failed never took the base stream
@@ -2220,8 +2296,13 @@ _pin_tls_client_connection_close_side (PinTlsClientConnection *self,
     return TRUE;
 
   stop_own_handshake (self);
-  if (!claim_op (self, close_op (side), TRUE, cancellable, error))
-    return FALSE;
+  if (!claim_op (self, close_op (side), TRUE, cancellable, &claim_error))
+    {
+      if (g_error_matches (claim_error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        close_cancelled (self, side);
+      g_propagate_error (error, g_steal_pointer (&claim_error));
+      return FALSE;
+    }
 
   if (close_needs_bye (self, side))
     send_close_notify (self, &io, &bye_error);
@@ -2315,10 +2396,12 @@ close_job_pollable_cb (GObject *pollable,
   return close_job_step (data);
 }
 
+/* Waits for @source, or for the close to be cancelled. */
 static void
 close_job_wait (GTask   *task,
                 GSource *source)
 {
+  add_cancellable_child (source, g_task_get_cancellable (task));
   g_source_set_callback (source, G_SOURCE_FUNC (close_job_wake_cb), g_object_ref (task),
                          g_object_unref);
   g_source_set_static_name (source, "[pintls] close");
@@ -2391,6 +2474,8 @@ close_job_step (GTask *task)
         }
       if (!job->claimed)
         {
+          if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+            close_cancelled (self, job->side);
           g_task_return_error (task, error);
           return G_SOURCE_REMOVE;
         }

@@ -4347,9 +4347,25 @@ test_close_async_waits_for_handshake (Fixture      *fixture,
   g_assert_true (g_io_stream_is_closed (G_IO_STREAM (fixture->tcp)));
 }
 
-/* A cancelled asynchronous close that would have to wait for that
- * handshake reports the cancellation at once and leaves the handshake
- * alone. */
+/* What a close cancelled while it waits for that handshake leaves: it
+ * gives up waiting and close_notify, not closing. The handshake ends as
+ * closed, the base stream is closed, the server sees the end of the
+ * stream, and every later operation fails as closed. */
+static void
+assert_closed_by_cancelled_close (Fixture              *fixture,
+                                  OtherThreadHandshake *other,
+                                  GThread              *thread)
+{
+  g_thread_join (thread);
+  g_assert_error (other->error, G_IO_ERROR, G_IO_ERROR_CLOSED);
+  g_clear_error (&other->error);
+
+  g_assert_true (g_io_stream_is_closed (G_IO_STREAM (fixture->tcp)));
+  test_server_wait (fixture->server);
+  assert_operations_fail (fixture, take_closed, TRUE);
+}
+
+/* An asynchronous close waiting for that handshake, cancelled. */
 static void
 test_close_async_cancelled_while_waiting (Fixture      *fixture,
                                           gconstpointer data)
@@ -4364,18 +4380,75 @@ test_close_async_cancelled_while_waiting (Fixture      *fixture,
   fixture_connect_with (fixture, "host.test", "leaf1.pem");
   thread = start_other_thread_handshake (&other);
 
-  g_cancellable_cancel (close_cancellable);
   g_io_stream_close_async (G_IO_STREAM (fixture->connection), G_PRIORITY_DEFAULT,
                            close_cancellable, async_wait_cb, &wait);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_assert_false (wait.done);
+
+  g_cancellable_cancel (close_cancellable);
   iterate_until (&wait.done);
   g_assert_false (g_io_stream_close_finish (G_IO_STREAM (fixture->connection), wait.result,
                                             &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_true (g_io_stream_is_closed (G_IO_STREAM (fixture->connection)));
+  assert_closed_by_cancelled_close (fixture, &other, thread);
+}
+
+/* The same for a blocking close of the output stream, cancelled before it
+ * starts: only that side closes, and the base stream is closed for it. */
+static void
+test_close_output_cancelled_while_waiting (Fixture      *fixture,
+                                           gconstpointer data)
+{
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GCancellable) close_cancellable = g_cancellable_new ();
+  OtherThreadHandshake other = { fixture, cancellable };
+  GOutputStream *base_output;
+  GOutputStream *output;
+  g_autoptr(GError) error = NULL;
+  GThread *thread;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  output = fixture_output (fixture);
+  thread = start_other_thread_handshake (&other);
+
+  g_cancellable_cancel (close_cancellable);
+  g_assert_false (g_output_stream_close (output, close_cancellable, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+  g_assert_cmpint (g_output_stream_write (output, "x", 1, NULL, &error), ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED);
 
   g_cancellable_cancel (cancellable);
   g_thread_join (thread);
-  g_assert_error (other.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_nonnull (other.error);
   g_clear_error (&other.error);
+  base_output = g_io_stream_get_output_stream (G_IO_STREAM (fixture->tcp));
+  g_assert_true (g_output_stream_is_closed (base_output));
+  close_connection (fixture);
+}
+
+/* A blocking close of the whole connection waiting for that handshake,
+ * cancelled before it starts. */
+static void
+test_close_cancelled_while_waiting (Fixture      *fixture,
+                                    gconstpointer data)
+{
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GCancellable) close_cancellable = g_cancellable_new ();
+  OtherThreadHandshake other = { fixture, cancellable };
+  g_autoptr(GError) error = NULL;
+  GThread *thread;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  thread = start_other_thread_handshake (&other);
+
+  g_cancellable_cancel (close_cancellable);
+  g_assert_false (g_io_stream_close (G_IO_STREAM (fixture->connection), close_cancellable,
+                                     &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  assert_closed_by_cancelled_close (fixture, &other, thread);
 }
 
 /* A connection made for @identity with resumption on. */
@@ -4695,6 +4768,10 @@ main (int   argc,
             test_close_async_waits_for_handshake);
   add_test ("close/async-cancelled-while-waiting", &silent_server,
             test_close_async_cancelled_while_waiting);
+  add_test ("close/cancelled-while-waiting", &silent_server,
+            test_close_cancelled_while_waiting);
+  add_test ("close/output-cancelled-while-waiting", &silent_server,
+            test_close_output_cancelled_while_waiting);
   add_test ("resumption/identity-kinds", &resuming_server, test_resumption_identity_kinds);
   add_test ("resumption/copy-nothing", &resuming_server, test_resumption_copy_nothing);
 
