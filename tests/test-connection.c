@@ -35,6 +35,14 @@ static const TestServerOptions http_server = {
   .greeting = "HTTP/1.1 400 Bad Request\r\n\r\n",
 };
 static const TestServerOptions silent_server = { .no_tls = TRUE };
+static const TestServerOptions paused_server = {
+  "leaf1-chain.pem", "leaf1.key",
+  .pause = TEST_SERVER_PAUSE_AFTER_HANDSHAKE,
+};
+static const TestServerOptions paused_first_server = {
+  "leaf1-chain.pem", "leaf1.key",
+  .pause = TEST_SERVER_PAUSE_BEFORE_HANDSHAKE,
+};
 static const TestServerOptions renegotiating_server = {
   "leaf1-chain.pem", "leaf1.key",
   .greeting = "hello\n",
@@ -4451,6 +4459,188 @@ test_close_cancelled_while_waiting (Fixture      *fixture,
   assert_closed_by_cancelled_close (fixture, &other, thread);
 }
 
+/* Fills the kernel's buffers between @output and a server that does not
+ * read: writes until a write would block, with a small send buffer so
+ * that it is quick. Returns how many bytes went. */
+static gsize
+fill_until_blocked (GSocketConnection     *tcp,
+                    GPollableOutputStream *output)
+{
+  GSocket *socket = g_socket_connection_get_socket (tcp);
+  g_autoptr(GError) error = NULL;
+  char chunk[4096] = { 0 };
+  gsize total = 0;
+  gssize n;
+
+  g_assert_true (g_socket_set_option (socket, SOL_SOCKET, SO_SNDBUF, 4096, &error));
+  while ((n = g_pollable_output_stream_write_nonblocking (output, chunk, sizeof chunk,
+                                                          NULL, &error)) > 0)
+    total += n;
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
+
+  return total;
+}
+
+static GPollableOutputStream *
+fixture_pollable_output (Fixture *fixture)
+{
+  return G_POLLABLE_OUTPUT_STREAM (fixture_output (fixture));
+}
+
+/* An asynchronous handshake whose ClientHello finds the socket full waits
+ * for it to drain, and completes once the server reads again. */
+static void
+test_handshake_async_waits_writable (Fixture      *fixture,
+                                     gconstpointer data)
+{
+  GPollableOutputStream *base_output;
+  g_auto(AsyncWait) wait = { NULL };
+  g_autoptr(GError) error = NULL;
+  gsize filled;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  base_output = G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (G_IO_STREAM (fixture->tcp)));
+  filled = fill_until_blocked (fixture->tcp, base_output);
+
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (fixture->connection), G_PRIORITY_DEFAULT,
+                                    NULL, async_wait_cb, &wait);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_assert_false (wait.done);
+  g_assert_false (test_server_got_client_hello (fixture->server));
+
+  test_server_resume (fixture->server, filled);
+  iterate_until (&wait.done);
+  g_assert_true (g_tls_connection_handshake_finish (G_TLS_CONNECTION (fixture->connection),
+                                                    wait.result, &error));
+  g_assert_no_error (error);
+  close_connection (fixture);
+  test_server_wait (fixture->server);
+  g_assert_cmpint (test_server_get_handshake_result (fixture->server), ==, 0);
+  g_assert_true (test_server_got_close_notify (fixture->server));
+}
+
+/* Starts an asynchronous close after filling the socket, so that its
+ * close_notify would block; returns how many bytes were written first. */
+static gsize
+start_blocked_close (Fixture      *fixture,
+                     GCancellable *cancellable,
+                     AsyncWait    *wait)
+{
+  g_autoptr(GError) error = NULL;
+  gsize filled;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_assert_true (fixture_handshake (fixture, &error));
+  g_assert_no_error (error);
+  filled = fill_until_blocked (fixture->tcp, fixture_pollable_output (fixture));
+
+  g_io_stream_close_async (G_IO_STREAM (fixture->connection), G_PRIORITY_DEFAULT,
+                           cancellable, async_wait_cb, wait);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_assert_false (wait->done);
+  g_assert_false (g_io_stream_is_closed (G_IO_STREAM (fixture->tcp)));
+
+  return filled;
+}
+
+/* An asynchronous close whose close_notify would block waits for the
+ * socket to drain, then sends it after everything written before. */
+static void
+test_close_async_waits_writable (Fixture      *fixture,
+                                 gconstpointer data)
+{
+  g_auto(AsyncWait) wait = { NULL };
+  g_autoptr(GError) error = NULL;
+  gsize filled;
+
+  filled = start_blocked_close (fixture, NULL, &wait);
+  test_server_resume (fixture->server, 0);
+  iterate_until (&wait.done);
+  g_assert_true (g_io_stream_close_finish (G_IO_STREAM (fixture->connection), wait.result,
+                                           &error));
+  g_assert_no_error (error);
+  g_assert_true (g_io_stream_is_closed (G_IO_STREAM (fixture->tcp)));
+
+  test_server_wait (fixture->server);
+  g_assert_true (test_server_got_close_notify (fixture->server));
+  /* GnuTLS keeps the record of the write that would have blocked, and
+   * sends it before close_notify: one chunk more may arrive. */
+  g_assert_cmpuint (test_server_get_received_total (fixture->server), >=, filled);
+  g_assert_cmpuint (test_server_get_received_total (fixture->server), <=, filled + 4096);
+}
+
+/* Cancelled while its close_notify waits for the socket, an asynchronous
+ * close gives close_notify up but closes the base stream. */
+static void
+test_close_async_cancelled_while_blocked (Fixture      *fixture,
+                                          gconstpointer data)
+{
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_auto(AsyncWait) wait = { NULL };
+  g_autoptr(GError) error = NULL;
+
+  start_blocked_close (fixture, cancellable, &wait);
+  g_cancellable_cancel (cancellable);
+  iterate_until (&wait.done);
+  g_assert_false (g_io_stream_close_finish (G_IO_STREAM (fixture->connection), wait.result,
+                                            &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_true (g_io_stream_is_closed (G_IO_STREAM (fixture->tcp)));
+
+  test_server_resume (fixture->server, 0);
+  test_server_wait (fixture->server);
+  g_assert_false (test_server_got_close_notify (fixture->server));
+  assert_operations_fail (fixture, take_closed, FALSE);
+}
+
+/* A server that resets the connection while close_notify waits for the
+ * socket: the close reports close_notify's failure, and the base stream
+ * is closed all the same. */
+static void
+test_close_async_peer_reset (Fixture      *fixture,
+                             gconstpointer data)
+{
+  g_auto(AsyncWait) wait = { NULL };
+  g_autoptr(GError) error = NULL;
+
+  start_blocked_close (fixture, NULL, &wait);
+  test_server_reset (fixture->server);
+  iterate_until (&wait.done);
+  g_assert_false (g_io_stream_close_finish (G_IO_STREAM (fixture->connection), wait.result,
+                                            &error));
+  g_assert_true (error->domain == G_IO_ERROR);
+  g_assert_true (g_io_stream_is_closed (G_IO_STREAM (fixture->tcp)));
+  test_server_wait (fixture->server);
+}
+
+/* An asynchronous handshake asked for while a close is under way fails
+ * as busy; the close goes on. */
+static void
+test_handshake_async_during_close (Fixture      *fixture,
+                                   gconstpointer data)
+{
+  g_auto(AsyncWait) close_wait = { NULL };
+  g_auto(AsyncWait) wait = { NULL };
+  g_autoptr(GError) error = NULL;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_io_stream_close_async (G_IO_STREAM (fixture->connection), G_PRIORITY_DEFAULT, NULL,
+                           async_wait_cb, &close_wait);
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (fixture->connection), G_PRIORITY_DEFAULT,
+                                    NULL, async_wait_cb, &wait);
+  iterate_until (&wait.done);
+  g_assert_false (g_tls_connection_handshake_finish (G_TLS_CONNECTION (fixture->connection),
+                                                     wait.result, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
+
+  iterate_until (&close_wait.done);
+  g_assert_true (g_io_stream_close_finish (G_IO_STREAM (fixture->connection),
+                                           close_wait.result, NULL));
+  g_assert_true (g_io_stream_is_closed (G_IO_STREAM (fixture->tcp)));
+}
+
 /* A connection made for @identity with resumption on. */
 static PinTlsClientConnection *
 connect_resuming_as (Fixture            *fixture,
@@ -4770,6 +4960,13 @@ main (int   argc,
             test_close_async_cancelled_while_waiting);
   add_test ("close/cancelled-while-waiting", &silent_server,
             test_close_cancelled_while_waiting);
+  add_test ("close/async-waits-writable", &paused_server, test_close_async_waits_writable);
+  add_test ("close/async-cancelled-while-blocked", &paused_server,
+            test_close_async_cancelled_while_blocked);
+  add_test ("close/async-peer-reset", &paused_server, test_close_async_peer_reset);
+  add_test ("handshake/async-waits-writable", &paused_first_server,
+            test_handshake_async_waits_writable);
+  add_test ("handshake/async-during-close", &leaf1_server, test_handshake_async_during_close);
   add_test ("close/output-cancelled-while-waiting", &silent_server,
             test_close_output_cancelled_while_waiting);
   add_test ("resumption/identity-kinds", &resuming_server, test_resumption_identity_kinds);

@@ -189,6 +189,7 @@ struct _TestServer
   char *renegotiate_key;
   char *request_certificate;
   char *http_body;
+  TestServerPause pause;
 
   gnutls_certificate_credentials_t certificate_credentials;
   gnutls_certificate_credentials_t renegotiate_credentials;
@@ -212,6 +213,9 @@ struct _TestServer
   guint n_handshakes;
   gsize received_total;
   TestServerReport report; /* of the connection that finished last */
+  gboolean resumed;        /* pause: the test let the server go on */
+  gboolean reset;          /* or asked for a reset */
+  gsize skip;
 };
 
 static void
@@ -433,7 +437,8 @@ serve_records (TestServer       *server,
         continue;
 
       g_byte_array_append (report->received, buffer, n);
-      if (!server->no_close_notify && !send_all (session, buffer, n))
+      if (!server->no_close_notify && server->pause == TEST_SERVER_PAUSE_NONE
+          && !send_all (session, buffer, n))
         return;
     }
 }
@@ -542,13 +547,59 @@ serve_early_greeting (TestServer       *server,
     report->alert = gnutls_alert_get (session);
 }
 
+/* Waits for test_server_resume() or test_server_reset(), then reads and
+ * drops what the test asked to skip. FALSE if the connection is to end,
+ * reset. */
+static gboolean
+wait_for_resume (TestServer *server,
+                 int         fd)
+{
+  gint64 end = g_get_monotonic_time () + TEST_TIMEOUT_SECONDS * G_TIME_SPAN_SECOND;
+  struct linger linger = { 1, 0 };
+  struct pollfd client = { fd, POLLIN, 0 };
+  char buffer[4096];
+  gboolean reset;
+  gsize skip;
+
+  g_mutex_lock (&server->lock);
+  while (!server->resumed && g_cond_wait_until (&server->cond, &server->lock, end))
+    ;
+  reset = server->reset;
+  skip = server->skip;
+  server->resumed = server->reset = FALSE;
+  g_mutex_unlock (&server->lock);
+
+  if (reset)
+    {
+      setsockopt (fd, SOL_SOCKET, SO_LINGER, &linger, sizeof linger);
+      return FALSE;
+    }
+
+  while (skip > 0 && poll (&client, 1, TIMEOUT_MS) > 0)
+    {
+      ssize_t n = read (fd, buffer, MIN (skip, sizeof buffer));
+
+      if (n <= 0)
+        return FALSE;
+      skip -= n;
+    }
+
+  return TRUE;
+}
+
 static void
 serve_connection (TestServer       *server,
                   int               fd,
                   TestServerReport *report)
 {
-  gnutls_session_t session = server_session_new (server, fd, report);
+  gnutls_session_t session;
   int ret;
+
+  if (server->pause == TEST_SERVER_PAUSE_BEFORE_HANDSHAKE
+      && !wait_for_resume (server, fd))
+    return;
+
+  session = server_session_new (server, fd, report);
 
   if (server->early_greeting)
     {
@@ -583,6 +634,9 @@ serve_connection (TestServer       *server,
     g_assert_cmpint (gnutls_rehandshake (session), ==, 0);
   if (ret == 0 && server->no_close_notify)
     shutdown (fd, SHUT_WR);
+  if (ret == 0 && server->pause == TEST_SERVER_PAUSE_AFTER_HANDSHAKE
+      && !wait_for_resume (server, fd))
+    ret = -1;
   if (ret == 0)
     serve_records (server, session, report);
 
@@ -803,6 +857,7 @@ test_server_new (const TestServerOptions *options)
   server->alpn = g_strdup (options->alpn);
   server->no_tls = options->no_tls;
   server->http_body = g_strdup (options->http_body);
+  server->pause = options->pause;
   server->session_cache = options->session_cache;
   server->concurrent = options->concurrent;
   server->renegotiate = options->renegotiate;
@@ -1017,6 +1072,32 @@ end_connections (TestServer *server)
 
 /* Stops the threads: wakes the accept() and ends the connections still
  * being served, including one accepted while stopping. */
+static void
+let_paused_server_go (TestServer *server,
+                      gboolean    reset,
+                      gsize       skip)
+{
+  g_mutex_lock (&server->lock);
+  server->resumed = TRUE;
+  server->reset = reset;
+  server->skip = skip;
+  g_cond_broadcast (&server->cond);
+  g_mutex_unlock (&server->lock);
+}
+
+void
+test_server_resume (TestServer *server,
+                    gsize       skip)
+{
+  let_paused_server_go (server, FALSE, skip);
+}
+
+void
+test_server_reset (TestServer *server)
+{
+  let_paused_server_go (server, TRUE, 0);
+}
+
 void
 test_server_free (TestServer *server)
 {

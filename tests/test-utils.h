@@ -13,8 +13,8 @@
 G_BEGIN_DECLS
 
 /* How long any wait on a test server may last before the test fails:
- * 30 seconds, times PINTLS_TEST_TIMEOUT_SCALE if set (meson test
- * --setup=valgrind sets it, as everything runs many times slower). */
+* 30 seconds, times PINTLS_TEST_TIMEOUT_SCALE if set (meson test
+* --setup=valgrind sets it, as everything runs many times slower). */
 #define TEST_TIMEOUT_SECONDS (test_timeout_seconds ())
 
 guint test_timeout_seconds (void);
@@ -40,45 +40,56 @@ const char *test_tls_version (void);
 /* The same restriction as a GnuTLS priority string ("NORMAL" when unset). */
 const char *test_server_priority (void);
 
+typedef enum
+{
+  TEST_SERVER_PAUSE_NONE,
+  TEST_SERVER_PAUSE_BEFORE_HANDSHAKE,
+  TEST_SERVER_PAUSE_AFTER_HANDSHAKE,
+} TestServerPause;
+
 typedef struct
 {
-  const char *chain;     /* PEM file in data/certs: the certificates served */
-  const char *key;       /* PEM file in data/certs: their key */
-  const char *priority;  /* NULL: test_server_priority () */
-  gboolean tickets;      /* offer session tickets */
-  gboolean anonymous;    /* anonymous key exchange only, no certificate at
-                          * all: chain and key are ignored, and priority
-                          * must enable an ANON key exchange */
-  const char *greeting;  /* sent right after the handshake, if not NULL */
-  gboolean early_greeting; /* TLS 1.3: send the greeting as soon as the
-                            * server's handshake flight is out, before the
-                            * client's Finished; once the client has hung
-                            * up, send it again, then read the client's
-                            * Finished or its alert. A server that fails
-                            * to write gives up without reading. */
-  gboolean no_close_notify; /* after the handshake and the greeting, shut
-                             * down the TCP connection's sending side without
-                             * a close_notify, and echo nothing */
-  const char *alpn;      /* the one protocol the server selects through
-                          * ALPN when the client offers it, or NULL */
-  gboolean no_tls;       /* no TLS at all: send the greeting, if any, as
-                          * plain text, then wait for the client to close;
-                          * nothing of it is reported */
-  gboolean session_cache; /* keep the sessions of full handshakes, so that
-                           * a TLS 1.2 client can resume by session ID */
-  gboolean concurrent;   /* serve every connection in a thread of its own,
-                          * as many at once as clients open */
-  gboolean renegotiate;  /* after the handshake and the greeting, ask the
-                          * client to renegotiate: a HelloRequest in TLS
-                          * 1.2, a KeyUpdate asking for one back in 1.3 */
-  const char *renegotiate_chain; /* with renegotiate: what a renegotiating */
-  const char *renegotiate_key;   /* client would be shown */
+  const char *chain;               /* PEM file in data/certs: the certificates served */
+  const char *key;                 /* PEM file in data/certs: their key */
+  const char *priority;            /* NULL: test_server_priority () */
+  gboolean tickets;                /* offer session tickets */
+  gboolean anonymous;              /* anonymous key exchange only, no certificate at
+                                    * all: chain and key are ignored, and priority
+                                    * must enable an ANON key exchange */
+  const char *greeting;            /* sent right after the handshake, if not NULL */
+  gboolean early_greeting;         /* TLS 1.3: send the greeting as soon as the
+                                    * server's handshake flight is out, before the
+                                    * client's Finished; once the client has hung
+                                    * up, send it again, then read the client's
+                                    * Finished or its alert. A server that fails
+                                    * to write gives up without reading. */
+  gboolean no_close_notify;        /* after the handshake and the greeting, shut
+                                    * down the TCP connection's sending side without
+                                    * a close_notify, and echo nothing */
+  const char *alpn;                /* the one protocol the server selects through
+                                    * ALPN when the client offers it, or NULL */
+  gboolean no_tls;                 /* no TLS at all: send the greeting, if any, as
+                                    * plain text, then wait for the client to close;
+                                    * nothing of it is reported */
+  gboolean session_cache;          /* keep the sessions of full handshakes, so that
+                                    * a TLS 1.2 client can resume by session ID */
+  gboolean concurrent;             /* serve every connection in a thread of its own,
+                                    * as many at once as clients open */
+  gboolean renegotiate;            /* after the handshake and the greeting, ask the
+                                   * client to renegotiate: a HelloRequest in TLS
+                                   * 1.2, a KeyUpdate asking for one back in 1.3 */
+  const char *renegotiate_chain;   /* with renegotiate: what a renegotiating */
+  const char *renegotiate_key;     /* client would be shown */
   const char *request_certificate; /* PEM file in data/certs: ask for a
                                     * client certificate from these
                                     * authorities, without requiring one */
-  const char *http_body; /* after the handshake, read one HTTP request and
-                          * answer it with this body, then close: an HTTPS
-                          * server, instead of echoing */
+  const char *http_body;           /* after the handshake, read one HTTP request and
+                                    * answer it with this body, then close: an HTTPS
+                                    * server, instead of echoing */
+  TestServerPause pause;           /* where the server stops reading a connection,
+                                    * until test_server_resume() or
+                                    * test_server_reset(); a paused server echoes
+                                    * nothing, so that the client need not read */
 } TestServerOptions;
 
 typedef struct _TestServer TestServer;
@@ -139,6 +150,13 @@ gboolean test_server_renegotiated (TestServer *server);
 GBytes *test_server_get_channel_binding (TestServer              *server,
                                          gnutls_channel_binding_t type);
 
+/* Lets a paused server go on with its connection: it first reads and drops
+ * @skip plain bytes, then carries on. */
+void test_server_resume (TestServer *server,
+                         gsize       skip);
+/* Makes a paused server reset its connection (SO_LINGER 0, then close),
+ * without reading anything more. */
+void test_server_reset (TestServer *server);
 void test_server_free (TestServer *server);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TestServer, test_server_free)
