@@ -4,10 +4,13 @@
  * this program once with the server restricted to TLS 1.2 and once to
  * TLS 1.3. */
 
+#define _GNU_SOURCE /* POLLRDHUP */
+
 #include "test-utils.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -1729,6 +1732,64 @@ test_close_notify_required (Fixture      *fixture,
   fixture_connect_with (fixture, "host.test", "leaf1.pem");
 
   g_assert_cmpint (read_after_greeting (fixture, &error), ==, -1);
+  g_assert_error (error, G_TLS_ERROR, G_TLS_ERROR_EOF);
+}
+
+/* Pins do not depend on GIO's TLS backend: with none available
+ * (GIO_USE_TLS=dummy, set in a subprocess before anything asks for one),
+ * the handshake is decided as always and only the peer-certificate
+ * property, which needs a backend to represent the chain, stays empty. */
+static void
+test_peer_certificate_without_backend (Fixture      *fixture,
+                                       gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (!g_test_subprocess ())
+    {
+      g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_INHERIT_STDERR);
+      g_test_trap_assert_passed ();
+      return;
+    }
+
+  g_setenv ("GIO_USE_TLS", "dummy", TRUE);
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_assert_true (fixture_handshake (fixture, &error));
+  g_assert_no_error (error);
+  g_assert_null (g_tls_connection_get_peer_certificate (G_TLS_CONNECTION (fixture->connection)));
+  write_text (fixture, "x");
+  read_text (fixture, "x");
+  close_connection (fixture);
+  g_clear_object (&fixture->connection);
+
+  fixture_connect_with (fixture, "host.test", "leaf2.pem");
+  g_assert_false (fixture_handshake (fixture, &error));
+  g_assert_error (error, PIN_TLS_ERROR, PIN_TLS_ERROR_PIN_MISMATCH);
+}
+
+/* A read with room to spare that finds the connection cut, without
+ * close_notify, after the greeting returns the greeting; the next read
+ * reports the truncation. The client waits until the cut has arrived, so
+ * that the first read finds both. */
+static void
+test_close_notify_required_after_data (Fixture      *fixture,
+                                       gconstpointer data)
+{
+  struct pollfd cut = { -1, POLLRDHUP, 0 };
+  g_autoptr(GError) error = NULL;
+  char buffer[64] = "";
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_assert_true (fixture_handshake (fixture, NULL));
+  cut.fd = g_socket_get_fd (g_socket_connection_get_socket (fixture->tcp));
+  g_assert_cmpint (poll (&cut, 1, TEST_TIMEOUT_SECONDS * 1000), ==, 1);
+
+  g_assert_cmpint (g_input_stream_read (fixture_input (fixture), buffer, sizeof buffer, NULL,
+                                        &error), ==, strlen ("bye\n"));
+  g_assert_no_error (error);
+  g_assert_cmpstr (buffer, ==, "bye\n");
+  g_assert_cmpint (g_input_stream_read (fixture_input (fixture), buffer, sizeof buffer, NULL,
+                                        &error), ==, -1);
   g_assert_error (error, G_TLS_ERROR, G_TLS_ERROR_EOF);
 }
 
@@ -4860,6 +4921,10 @@ main (int   argc,
   add_test ("sni/ip-address", &leaf1_server, test_sni_ip_address);
 
   add_test ("close-notify/required", &no_close_notify_server, test_close_notify_required);
+  add_test ("peer-certificate/without-backend", &leaf1_server,
+            test_peer_certificate_without_backend);
+  add_test ("close-notify/required-after-data", &no_close_notify_server,
+            test_close_notify_required_after_data);
   add_test ("close-notify/not-required", &no_close_notify_server,
             test_close_notify_not_required);
   add_test ("close/sends-close-notify", &leaf1_server, test_close_sends_close_notify);
