@@ -22,7 +22,7 @@ builddir=$srcdir/_build-fuzz
 
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
-targets=${*:-pin-strings pin-file certificate verify}
+targets=${*:-pin-strings pin-file certificate verify policy-file}
 
 # shellcheck disable=SC2086
 pintls_install_packages $PINTLS_BUILD_PACKAGES clang libclang-rt-14-dev gnutls-bin

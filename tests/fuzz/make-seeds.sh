@@ -11,7 +11,8 @@ set -eu
 cd "$(dirname "$0")"
 certs=../../data/certs
 rm -rf corpus
-mkdir -p corpus/pin-strings corpus/pin-file corpus/certificate corpus/verify
+mkdir -p corpus/pin-strings corpus/pin-file corpus/certificate corpus/verify \
+	corpus/policy-file
 
 pin() {
 	certtool -i --infile "$1" | sed -n 's/.*pin-sha256:\([A-Za-z0-9+/=]*\).*/\1/p' | head -1
@@ -38,6 +39,22 @@ for name in leaf1 rootA ed25519 rsa2048 rsapss p384 intV1; do
 	cp $certs/$name.pem corpus/certificate/$name.pem
 done
 cp $certs/leaf1.der corpus/certificate/leaf1.der
+
+# Policy files: the commented example, small valid ones that reach each
+# setting and kind of pattern, and invalid ones that stop at each check.
+policy=corpus/policy-file
+cp ../../data/policy.example.ini $policy/example.ini
+printf '[host.test]\npins=sha256/%s\n' "$leaf1" >$policy/minimal
+printf '[Pin Policy]\nunpinned-hosts=ca-only\n\n[Example.TEST.]\ninclude-subdomains=true\npins=sha256/%s, sha256//%s;sha256/%s\n\n[*.cdn.example.test]\nreport-only=true\npins=pin-sha256="%s"\n\n[a.example.test]\nmode=pin-only\nexpires=2000-01-01T12:00:00+02:00\non-expiry=fall-back-to-ca\npins=%s\n' \
+	"$leaf1" "$int_a" "$leaf1" "$int_a" "$fingerprint" >$policy/every-setting
+printf '[bücher.example.test]\npins=sha256/%s\n\n[*.xn--bcher-kva.test]\npins=sha256/%s\n\n[::1]\npins=sha256/%s\nexpires=2099-12-31\n\n[127.0.0.1]\npins=sha256/%s\n' \
+	"$leaf1" "$int_a" "$leaf1" "$int_a" >$policy/names
+printf '[host.test]\npins=sha256/%s\npins=sha256/%s\n' "$leaf1" "$int_a" >$policy/duplicate-key
+printf '[host.test]\npins=sha256/%s\nincludeSubdomains=true\n' "$leaf1" >$policy/unknown-key
+printf '[*.example.test]\ninclude-subdomains=true\npins=sha256/%s\n' "$leaf1" >$policy/wildcard-subdomains
+printf '[host.test]\npins=sha256/%s\nexpires=2030-02-30\n' "$leaf1" >$policy/bad-date
+printf '[https://host.test:443/]\npins=sha256/%s\n' "$leaf1" >$policy/url-pattern
+printf '[Pin Policy]\nunpinned-hosts=ca-only\n' >$policy/no-entries
 
 # Length-prefixed DER chains, as fuzz-verify.c reads them.
 for chain in leaf1-chain forged-chain leafV1-chain leaf4-chain leafB-chain other-chain; do
