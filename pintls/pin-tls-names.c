@@ -180,41 +180,52 @@ is_unsafe_to_show (gunichar c)
     }
 }
 
+static void
+append_escaped (GString    *out,
+                const char *valid)
+{
+  const char *c;
+
+  for (c = valid; *c != '\0'; c = g_utf8_next_char (c))
+    {
+      gunichar u = g_utf8_get_char (c);
+
+      if (is_unsafe_to_show (u) && u < 0x100)
+        g_string_append_printf (out, "\\x%02x", u);
+      else if (is_unsafe_to_show (u))
+        g_string_append_printf (out, "\\u%04x", u);
+      else
+        g_string_append_unichar (out, u);
+    }
+}
+
+/* Makes user-given or server-given text safe to put in a message whole:
+ * invalid UTF-8 replaced and characters unsafe to show escaped. */
+char *
+_pin_tls_escape_text (const char *text)
+{
+  g_autofree char *valid = g_utf8_make_valid (text, -1);
+  GString *escaped = g_string_new (NULL);
+
+  append_escaped (escaped, valid);
+
+  return g_string_free (escaped, FALSE);
+}
+
 /* Quotes user-given or server-given text for a message: characters unsafe
  * to show escaped, invalid UTF-8 replaced, and long text cut short. */
 char *
 _pin_tls_describe_text (const char *text)
 {
   g_autofree char *valid = g_utf8_make_valid (text, -1);
-  g_autofree char *escaped = NULL;
   GString *quoted = g_string_new ("“");
-  const char *end;
+  gboolean cut = g_utf8_strlen (valid, -1) > MAX_QUOTED_CHARS;
 
-  if (g_utf8_strlen (valid, -1) > MAX_QUOTED_CHARS)
-    {
-      end = g_utf8_offset_to_pointer (valid, MAX_QUOTED_CHARS);
-      escaped = g_strndup (valid, end - valid);
-    }
-  else
-    {
-      escaped = g_strdup (valid);
-    }
+  if (cut)
+    *g_utf8_offset_to_pointer (valid, MAX_QUOTED_CHARS) = '\0';
 
-  for (end = escaped; *end != '\0'; end = g_utf8_next_char (end))
-    {
-      gunichar c = g_utf8_get_char (end);
-
-      if (is_unsafe_to_show (c) && c < 0x100)
-        g_string_append_printf (quoted, "\\x%02x", c);
-      else if (is_unsafe_to_show (c))
-        g_string_append_printf (quoted, "\\u%04x", c);
-      else
-        g_string_append_unichar (quoted, c);
-    }
-
-  if (strlen (escaped) < strlen (valid))
-    g_string_append (quoted, "…");
-  g_string_append (quoted, "”");
+  append_escaped (quoted, valid);
+  g_string_append (quoted, cut ? "…”" : "”");
 
   return g_string_free (quoted, FALSE);
 }

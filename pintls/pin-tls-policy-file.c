@@ -20,10 +20,12 @@ static const char *const entry_keys[] = {
 typedef struct
 {
   GKeyFile *file;
-  const char *path;
+  char *shown_path; /* the path as messages show it */
 } PolicyFile;
 
-/* An error for the policy file: "FILE: [GROUP] KEY: reason". */
+/* An error for the policy file: "FILE: [GROUP] KEY: reason". Group and key
+ * names come from the file, and so may the reason: all are shown as valid
+ * UTF-8, with the characters that could disturb a terminal escaped. */
 static void
 set_error (GError          **error,
            const PolicyFile *source,
@@ -31,15 +33,20 @@ set_error (GError          **error,
            const char       *key,
            const char       *reason)
 {
+  g_autofree char *shown_group = group ? _pin_tls_escape_text (group) : NULL;
+  g_autofree char *shown_key = key ? _pin_tls_escape_text (key) : NULL;
+  g_autofree char *shown_reason = _pin_tls_escape_text (reason);
+
   if (group == NULL)
     g_set_error (error, PIN_TLS_ERROR, PIN_TLS_ERROR_INVALID_POLICY, "%s: %s",
-                 source->path, reason);
+                 source->shown_path, shown_reason);
   else if (key == NULL)
     g_set_error (error, PIN_TLS_ERROR, PIN_TLS_ERROR_INVALID_POLICY, "%s: [%s]: %s",
-                 source->path, group, reason);
+                 source->shown_path, shown_group, shown_reason);
   else
     g_set_error (error, PIN_TLS_ERROR, PIN_TLS_ERROR_INVALID_POLICY,
-                 "%s: [%s] %s: %s", source->path, group, key, reason);
+                 "%s: [%s] %s: %s", source->shown_path, shown_group, shown_key,
+                 shown_reason);
 }
 
 /* Every key must be known, and given once: GKeyFile keeps the last of two
@@ -73,6 +80,29 @@ check_keys (const PolicyFile  *source,
   return TRUE;
 }
 
+/* The value of @key in @group, or NULL in *@value if the key is absent. A
+ * value GKeyFile cannot read is an error, never taken for an absent key,
+ * which would drop the setting: GKeyFile returns no value for one that is
+ * not UTF-8, and part of it for one with a bad escape sequence. */
+static gboolean
+read_value (const PolicyFile *source,
+            const char       *group,
+            const char       *key,
+            char            **value,
+            GError          **error)
+{
+  g_autoptr(GError) key_error = NULL;
+
+  *value = g_key_file_get_string (source->file, group, key, &key_error);
+  if (key_error == NULL
+      || g_error_matches (key_error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_KEY_NOT_FOUND))
+    return TRUE;
+
+  g_clear_pointer (value, g_free);
+  set_error (error, source, group, key, key_error->message);
+  return FALSE;
+}
+
 /* A value of a choice key, if present: the index of its word in @words,
  * which must be NULL-terminated. */
 static gboolean
@@ -83,11 +113,13 @@ read_choice (const PolicyFile  *source,
              guint             *choice,
              GError           **error)
 {
-  g_autofree char *value = g_key_file_get_string (source->file, group, key, NULL);
+  g_autofree char *value = NULL;
   g_autofree char *expected = NULL;
   g_autofree char *reason = NULL;
   guint i;
 
+  if (!read_value (source, group, key, &value, error))
+    return FALSE;
   if (value == NULL)
     return TRUE;
 
@@ -147,11 +179,12 @@ read_expiry (const PolicyFile  *source,
              PinTlsPolicyEntry *entry,
              GError           **error)
 {
-  g_autofree char *value =
-    g_key_file_get_string (source->file, group, "expires", NULL);
+  g_autofree char *value = NULL;
   g_autoptr(GDateTime) expires = NULL;
   g_autofree char *reason = NULL;
 
+  if (!read_value (source, group, "expires", &value, error))
+    return FALSE;
   if (value == NULL)
     return TRUE;
 
@@ -177,19 +210,22 @@ read_pins (const PolicyFile *source,
            guint            *n_given,
            GError          **error)
 {
-  g_autofree char *value = g_key_file_get_string (source->file, group, "pins", NULL);
-  const char *pins[] = { value, NULL };
+  g_autofree char *value = NULL;
+  const char *pins[] = { NULL, NULL };
   g_autoptr(GError) pin_error = NULL;
   g_auto(GStrv) pieces = NULL;
   PinTlsPinSet *set;
   guint i;
 
+  if (!read_value (source, group, "pins", &value, error))
+    return NULL;
   if (value == NULL || *g_strstrip (value) == '\0')
     {
       set_error (error, source, group, "pins", "an entry needs at least one pin");
       return NULL;
     }
 
+  pins[0] = value;
   pieces = g_strsplit_set (value, ";,", -1);
   for (i = 0, *n_given = 0; pieces[i] != NULL; i++)
     *n_given += *g_strstrip (pieces[i]) != '\0';
@@ -288,25 +324,59 @@ read_policy_group (PinTlsPolicy     *policy,
 }
 
 static gboolean
-load_key_file (GKeyFile   *file,
-               const char *path,
-               GError    **error)
+load_key_file (const PolicyFile *source,
+               const char       *path,
+               GError          **error)
 {
   g_autoptr(GError) load_error = NULL;
+  g_autofree char *reason = NULL;
 
   /* Translations are kept so that "pins[de]" is seen, and refused. */
-  if (g_key_file_load_from_file (file, path, G_KEY_FILE_KEEP_TRANSLATIONS,
+  if (g_key_file_load_from_file (source->file, path, G_KEY_FILE_KEEP_TRANSLATIONS,
                                  &load_error))
     return TRUE;
 
+  /* GLib's message may quote a line of the file. */
+  reason = _pin_tls_escape_text (load_error->message);
   if (load_error->domain == G_KEY_FILE_ERROR)
     g_set_error (error, PIN_TLS_ERROR, PIN_TLS_ERROR_INVALID_POLICY,
-                 "%s: not a valid policy file: %s", path, load_error->message);
+                 "%s: not a valid policy file: %s", source->shown_path, reason);
   else
     g_set_error (error, PIN_TLS_ERROR, PIN_TLS_ERROR_INVALID_FILE,
-                 "Cannot read the pin policy “%s”: %s", path, load_error->message);
+                 "Cannot read the pin policy “%s”: %s", source->shown_path, reason);
 
   return FALSE;
+}
+
+/* The policy a loaded key file describes. */
+static PinTlsPolicy *
+read_policy (const PolicyFile *source,
+             GError          **error)
+{
+  g_autoptr(PinTlsPolicy) policy = pin_tls_policy_new ();
+  g_auto(GStrv) groups = g_key_file_get_groups (source->file, NULL);
+  guint n_entries = 0;
+  guint i;
+
+  for (i = 0; groups[i] != NULL; i++)
+    {
+      gboolean is_policy_group = g_str_equal (groups[i], POLICY_GROUP);
+
+      if (is_policy_group ? !read_policy_group (policy, source, error)
+                          : !read_entry (policy, source, groups[i], error))
+        return NULL;
+
+      n_entries += !is_policy_group;
+    }
+
+  if (n_entries == 0)
+    {
+      set_error (error, source, NULL, NULL,
+                 "the policy has no entries: it would pin no host");
+      return NULL;
+    }
+
+  return g_steal_pointer (&policy);
 }
 
 /**
@@ -349,8 +419,10 @@ load_key_file (GKeyFile   *file,
  * ```
  *
  * An unknown group key, a key given twice, a value that is not one of
- * those listed and an invalid pattern or pin are all errors: a policy is
- * loaded whole or not at all. `data/policy.example.ini` in the pintls
+ * those listed or that [struct@GLib.KeyFile] cannot read (not UTF-8, a
+ * bad escape sequence) and an invalid pattern or pin are all errors: a
+ * policy is loaded whole or not at all. Error messages quote the file's
+ * names as valid UTF-8, with control and invisible characters escaped. `data/policy.example.ini` in the pintls
  * sources is a commented example, and `pintls lint` checks a policy for
  * mistakes that would break clients later.
  *
@@ -364,39 +436,21 @@ PinTlsPolicy *
 pin_tls_policy_new_from_file (const char *path,
                               GError    **error)
 {
-  g_autoptr(PinTlsPolicy) policy = NULL;
-  g_autoptr(GKeyFile) file = g_key_file_new ();
-  g_auto(GStrv) groups = NULL;
-  PolicyFile source = { file, path };
-  guint n_entries = 0;
-  guint i;
+  g_autoptr(GKeyFile) file = NULL;
+  g_autofree char *display_name = NULL;
+  g_autofree char *shown_path = NULL;
+  PolicyFile source;
 
   g_return_val_if_fail (path != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (!load_key_file (file, path, error))
+  file = g_key_file_new ();
+  display_name = g_filename_display_name (path);
+  shown_path = _pin_tls_escape_text (display_name);
+  source.file = file;
+  source.shown_path = shown_path;
+  if (!load_key_file (&source, path, error))
     return NULL;
 
-  policy = pin_tls_policy_new ();
-  groups = g_key_file_get_groups (file, NULL);
-  for (i = 0; groups[i] != NULL; i++)
-    {
-      gboolean is_policy_group = g_str_equal (groups[i], POLICY_GROUP);
-
-      if (is_policy_group ? !read_policy_group (policy, &source, error)
-                          : !read_entry (policy, &source, groups[i], error))
-        return NULL;
-
-      n_entries += !is_policy_group;
-    }
-
-  if (n_entries == 0)
-    {
-      set_error (error, &source, NULL, NULL,
-                 "the policy has no entries: it "
-                 "would pin no host");
-      return NULL;
-    }
-
-  return g_steal_pointer (&policy);
+  return read_policy (&source, error);
 }

@@ -51,6 +51,7 @@ const char *_pin_tls_name_parent (const char *name);
 gboolean _pin_tls_name_is_within (const char *name,
                                   const char *domain);
 char *_pin_tls_identity_host_name (GSocketConnectable *identity);
+char *_pin_tls_escape_text (const char *text);
 char *_pin_tls_describe_text (const char *text);
 
 /* pin-tls-verify.c: the peer chain, parsed once per handshake. */

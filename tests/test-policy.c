@@ -1508,6 +1508,30 @@ static const FileErrorCase file_error_cases[] = {
   { "/pintls/policy/file/error/exact-and-subdomains",
     "[host.test]\n" GOOD_PINS "[Host.test]\n" GOOD_PINS "include-subdomains=true\n",
     "[Host.test]", "already" },
+  /* A value GKeyFile cannot read is an error, not an absent key: dropping
+   * include-subdomains would leave the subdomains unpinned. */
+  { "/pintls/policy/file/error/value-not-utf8",
+    "[host.test]\n" GOOD_PINS "include-subdomains=tru\xff\n",
+    "[host.test] include-subdomains", "not UTF-8" },
+  { "/pintls/policy/file/error/value-bad-escape",
+    "[host.test]\n" GOOD_PINS "include-subdomains=true\\\n",
+    "[host.test] include-subdomains", "cannot be interpreted" },
+  { "/pintls/policy/file/error/expiry-bad-escape",
+    "[host.test]\n" GOOD_PINS "expires=2030-01-01\\\n", "[host.test] expires",
+    "cannot be interpreted" },
+  { "/pintls/policy/file/error/pins-not-utf8", "[host.test]\npins=@leaf1@\xfe\n",
+    "[host.test] pins", "not UTF-8" },
+  /* Names from the file are shown as valid UTF-8, and escaped where they
+   * could disturb a terminal. */
+  { "/pintls/policy/file/error/group-not-utf8", "[host.\xfftest]\n" GOOD_PINS,
+    "[host.\xef\xbf\xbdtest]", "host" },
+  { "/pintls/policy/file/error/group-bidi-override",
+    "[host\xe2\x80\xae.test]\n" GOOD_PINS, "[host\\u202e.test]", "host" },
+  { "/pintls/policy/file/error/key-not-utf8",
+    "[host.test]\n" GOOD_PINS "mo\xff" "de=pin-only\n", "[host.test] mo\xef\xbf\xbd" "de",
+    "unknown key" },
+  { "/pintls/policy/file/error/line-not-utf8", "[host.test]\n" GOOD_PINS "\xff\x1b\n",
+    NULL, "not a valid policy file" },
 };
 
 static void
@@ -1525,6 +1549,8 @@ test_file_error (gconstpointer data)
   g_assert_null (policy);
   g_assert_error (error, PIN_TLS_ERROR, PIN_TLS_ERROR_INVALID_POLICY);
   g_test_message ("%s", error->message);
+  g_assert_true (g_utf8_validate (error->message, -1, NULL));
+  g_assert_null (strchr (error->message, '\x1b'));
   if (test->where != NULL)
     g_assert_true (g_str_has_prefix (error->message, prefix));
   else

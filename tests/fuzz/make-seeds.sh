@@ -55,6 +55,8 @@ printf '[*.example.test]\ninclude-subdomains=true\npins=sha256/%s\n' "$leaf1" >$
 printf '[host.test]\npins=sha256/%s\nexpires=2030-02-30\n' "$leaf1" >$policy/bad-date
 printf '[https://host.test:443/]\npins=sha256/%s\n' "$leaf1" >$policy/url-pattern
 printf '[Pin Policy]\nunpinned-hosts=ca-only\n' >$policy/no-entries
+# Inputs that once found a problem.
+printf '[*.example.\202test]\ninclude-subdomains=true\npins=sha256/%s\n' "$leaf1" >$policy/group-not-utf8
 
 # Length-prefixed DER chains, as fuzz-verify.c reads them.
 for chain in leaf1-chain forged-chain leafV1-chain leaf4-chain leafB-chain other-chain; do
