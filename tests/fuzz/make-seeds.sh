@@ -57,6 +57,7 @@ printf '[https://host.test:443/]\npins=sha256/%s\n' "$leaf1" >$policy/url-patter
 printf '[Pin Policy]\nunpinned-hosts=ca-only\n' >$policy/no-entries
 # Inputs that once found a problem.
 printf '[*.example.\202test]\ninclude-subdomains=true\npins=sha256/%s\n' "$leaf1" >$policy/group-not-utf8
+printf '[::2%%%%%%]\npins=sha256/%s\n' "$leaf1" >$policy/ipv6-scope
 
 # Length-prefixed DER chains, as fuzz-verify.c reads them.
 for chain in leaf1-chain forged-chain leafV1-chain leaf4-chain leafB-chain other-chain; do
