@@ -80,6 +80,18 @@ check_keys (const PolicyFile  *source,
   return TRUE;
 }
 
+static gboolean
+ends_in_lone_backslash (const char *raw)
+{
+  gsize length = strlen (raw);
+  gsize backslashes = 0;
+
+  while (backslashes < length && raw[length - 1 - backslashes] == '\\')
+    backslashes++;
+
+  return backslashes % 2 == 1;
+}
+
 /* The value of @key in @group, or NULL in *@value if the key is absent. A
  * value GKeyFile cannot read is an error, never taken for an absent key,
  * which would drop the setting: GKeyFile returns no value for one that is
@@ -92,6 +104,16 @@ read_value (const PolicyFile *source,
             GError          **error)
 {
   g_autoptr(GError) key_error = NULL;
+  g_autofree char *raw = g_key_file_get_value (source->file, group, key, NULL);
+
+  /* GLib 2.74 sets its error twice, and warns, when a value with a bad
+   * escape sequence also ends in a backslash: refuse those first. */
+  if (raw != NULL && ends_in_lone_backslash (raw))
+    {
+      set_error (error, source, group, key,
+                 "the value ends in a lone backslash (write \\\\ for one)");
+      return FALSE;
+    }
 
   *value = g_key_file_get_string (source->file, group, key, &key_error);
   if (key_error == NULL
