@@ -55,10 +55,28 @@ check_labels (const char *original,
   return TRUE;
 }
 
+/* Whether @zone, after the "%" of an IPv6 address, can name an interface,
+ * by name ("eth0", "eth0.100") or by number. GLib takes any bytes there,
+ * even invalid UTF-8. */
+static gboolean
+is_valid_zone (const char *zone)
+{
+  const char *c;
+
+  for (c = zone; *c != '\0'; c++)
+    {
+      if (!g_ascii_isalnum (*c) && *c != '-' && *c != '_' && *c != '.')
+        return FALSE;
+    }
+
+  return c != zone;
+}
+
 /* An IP address in the one spelling GLib prints: "0:0::1" and "::1" are the
  * same address. The zone of a link-local IPv6 address ("%eth0"), the
  * interface it is reached through, is kept as written. GLib calls some
- * strings addresses that are none, such as ":", which fail here. */
+ * strings addresses that are none, such as ":" or "::1%<bytes>", which
+ * fail here. */
 static char *
 canonical_address (const char *name,
                    GError    **error)
@@ -72,6 +90,8 @@ canonical_address (const char *name,
   parsed = g_inet_address_new_from_string (address);
   if (parsed == NULL)
     return (invalid_name (name, "it is not a valid IP address", error), NULL);
+  if (zone != NULL && !is_valid_zone (zone + 1))
+    return (invalid_name (name, "its zone names no interface", error), NULL);
 
   canonical = g_inet_address_to_string (parsed);
   return g_strconcat (canonical, zone, NULL);

@@ -432,8 +432,8 @@ typedef struct
 } TmpDir;
 
 static void
-tmp_dir_setup (TmpDir        *fixture,
-               gconstpointer  data)
+tmp_dir_setup (TmpDir       *fixture,
+               gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
 
@@ -442,8 +442,8 @@ tmp_dir_setup (TmpDir        *fixture,
 }
 
 static void
-tmp_dir_teardown (TmpDir        *fixture,
-                  gconstpointer  data)
+tmp_dir_teardown (TmpDir       *fixture,
+                  gconstpointer data)
 {
   g_autoptr(GDir) dir = g_dir_open (fixture->dir, 0, NULL);
   const char *name;
@@ -475,8 +475,8 @@ write_tmp_file (TmpDir     *fixture,
 }
 
 static void
-test_file_pin_lines (TmpDir        *fixture,
-                     gconstpointer  data)
+test_file_pin_lines (TmpDir       *fixture,
+                     gconstpointer data)
 {
   const char contents[] =
     "# Pins for host.test\r\n"
@@ -499,8 +499,8 @@ test_file_pin_lines (TmpDir        *fixture,
 /* A pin file may start with a fingerprint whose first digit, '0', is also
  * the first byte of every DER certificate. */
 static void
-test_file_fingerprint_first (TmpDir        *fixture,
-                             gconstpointer  data)
+test_file_fingerprint_first (TmpDir       *fixture,
+                             gconstpointer data)
 {
   const char *expected_strings[] = { FINGERPRINT_ZERO, PIN_A, NULL };
   g_autofree char *path = NULL;
@@ -551,8 +551,8 @@ static const BadFileCase bad_file_cases[] = {
 };
 
 static void
-test_file_bad (TmpDir        *fixture,
-               gconstpointer  data)
+test_file_bad (TmpDir       *fixture,
+               gconstpointer data)
 {
   const BadFileCase *bad = data;
   g_autofree char *path = NULL;
@@ -616,8 +616,8 @@ test_file_der (void)
 /* GnuTLS skips whatever text surrounds the PEM blocks of a certificate
  * file. A pin written there must not be skipped with it. */
 static void
-test_file_pins_beside_certificates (TmpDir        *fixture,
-                                    gconstpointer  data)
+test_file_pins_beside_certificates (TmpDir       *fixture,
+                                    gconstpointer data)
 {
   g_autofree char *pem_path = test_data_path ("leaf1.pem");
   g_autofree char *pem = NULL;
@@ -661,8 +661,8 @@ test_file_pins_beside_certificates (TmpDir        *fixture,
 /* The subject lines and comments that tools write around PEM blocks are
  * not pins. */
 static void
-test_file_pem_with_text (TmpDir        *fixture,
-                         gconstpointer  data)
+test_file_pem_with_text (TmpDir       *fixture,
+                         gconstpointer data)
 {
   g_autofree char *pem_path = test_data_path ("leaf1.pem");
   g_autofree char *pem = NULL;
@@ -1024,6 +1024,12 @@ static const NameCase name_cases[] = {
   { "/pintls/names/normalize/ipv6-zone", "FE80:0::A%Eth0", "fe80::a%Eth0" },
   /* g_hostname_is_ip_address () accepts a lone colon. */
   { "/pintls/names/normalize/lone-colon", ":", NULL },
+  /* GLib calls any bytes after "%" a zone, even ones that are not UTF-8. */
+  { "/pintls/names/normalize/ipv6-zone-vlan", "fe80::a%eth0.100", "fe80::a%eth0.100" },
+  { "/pintls/names/normalize/ipv6-zone-empty", "fe80::a%", NULL },
+  { "/pintls/names/normalize/ipv6-zone-percent", "::2%%%", NULL },
+  { "/pintls/names/normalize/ipv6-zone-not-utf8", "::2%e\xc1", NULL },
+  { "/pintls/names/normalize/ipv6-zone-space", "::1%a b", NULL },
   { "/pintls/names/normalize/empty", "", NULL },
   { "/pintls/names/normalize/only-dot", ".", NULL },
   { "/pintls/names/normalize/empty-label", "host..test", NULL },

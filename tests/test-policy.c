@@ -423,6 +423,7 @@ static const PatternCase pattern_cases[] = {
   { "/pintls/policy/entry/invalid/space", "host test", "character" },
   { "/pintls/policy/entry/invalid/wildcard-address", "*.127.0.0.1", "IP address" },
   { "/pintls/policy/entry/invalid/colon", ":", "not a valid IP address" },
+  { "/pintls/policy/entry/invalid/zone-not-utf8", "::2%%%\xc1?", "zone" },
 };
 
 static void

@@ -59,6 +59,7 @@ printf '[Pin Policy]\nunpinned-hosts=ca-only\n' >$policy/no-entries
 printf '[*.example.\202test]\ninclude-subdomains=true\npins=sha256/%s\n' "$leaf1" >$policy/group-not-utf8
 printf '[::2%%%%%%]\npins=sha256/%s\n' "$leaf1" >$policy/ipv6-scope
 printf '[h.e]\n[h.e]\npins=a1\\pins=a1\\' >$policy/bad-escape-and-lone-backslash
+printf '[::2%%%%%%\301?]\npins=sha256/%s\n' "$leaf1" >$policy/ipv6-zone-not-utf8
 
 # Length-prefixed DER chains, as fuzz-verify.c reads them.
 for chain in leaf1-chain forged-chain leafV1-chain leaf4-chain leafB-chain other-chain; do
