@@ -4350,6 +4350,38 @@ start_other_thread_handshake (OtherThreadHandshake *other)
   return thread;
 }
 
+/* Non-blocking reads and writes while another thread's handshake waits
+ * for a silent server would block, rather than wait for it or run a
+ * handshake of their own. */
+static void
+test_nonblocking_during_other_thread_handshake (Fixture      *fixture,
+                                                gconstpointer data)
+{
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  OtherThreadHandshake other = { fixture, cancellable };
+  g_autoptr(GError) error = NULL;
+  GThread *thread;
+  char byte;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  thread = start_other_thread_handshake (&other);
+
+  g_assert_cmpint (g_pollable_input_stream_read_nonblocking (
+                     G_POLLABLE_INPUT_STREAM (fixture_input (fixture)), &byte, 1, NULL, &error),
+                   ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
+  g_clear_error (&error);
+  g_assert_cmpint (g_pollable_output_stream_write_nonblocking (
+                     G_POLLABLE_OUTPUT_STREAM (fixture_output (fixture)), "x", 1, NULL, &error),
+                   ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
+
+  g_cancellable_cancel (cancellable);
+  g_thread_join (thread);
+  g_assert_error (other.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&other.error);
+}
+
 /* A blocking read that waits for the handshake another thread runs
  * gives up when its cancellable is cancelled; the handshake goes on until
  * its own cancellable ends it. */
@@ -5016,6 +5048,8 @@ main (int   argc,
   add_test ("async/source-closure", &leaf1_server, test_source_closure);
   add_test ("async/source-continues-over-buffered-data", &leaf1_server,
             test_source_continues_over_buffered_data);
+  add_test ("nonblocking/during-other-thread-handshake", &silent_server,
+            test_nonblocking_during_other_thread_handshake);
   add_test ("cancel/read-waiting-for-handshake", &silent_server,
             test_cancel_read_waiting_for_handshake);
   add_test ("close/in-handler", &leaf1_server, test_close_in_handler);
