@@ -7,7 +7,10 @@
 # standard output, a table per file in _build-coverage/coverage.txt and
 # an HTML report in _build-coverage/coverage/index.html. Lines that no
 # test can reach carry a GCOVR_EXCL marker with the reason beside it.
-# Extra arguments go to `meson test`.
+# Run whole, the job fails below 99.9% of lines: a few lines are reached
+# only when threads race (a non-blocking read or write that finds another
+# thread's read, write or close in progress), so a run may miss them.
+# Extra arguments go to `meson test`, and then no minimum applies.
 
 set -eu
 
@@ -20,6 +23,10 @@ pintls_install_packages $PINTLS_BUILD_PACKAGES $PINTLS_TEST_PACKAGES gcovr
 pintls_build "$builddir" "$srcdir" -Db_coverage=true -Dbuildtype=debug \
   -Dintrospection=enabled -Dvapi=enabled -Ddocs=enabled -Dgtk_example=enabled
 
+minimum=
+if [ $# -eq 0 ]; then
+  minimum="--fail-under-line 99.9"
+fi
 find "$builddir" -name '*.gcda' -delete
 meson test -C "$builddir" --print-errorlogs "$@"
 
@@ -27,9 +34,14 @@ gcovr_args="--root $srcdir --filter $srcdir/pintls/ --exclude $srcdir/pintls/too
   --exclude-unreachable-branches --exclude-directories $builddir/tests/bindings \
   --object-directory $builddir"
 mkdir -p "$builddir/coverage"
+status=0
 # shellcheck disable=SC2086
 gcovr $gcovr_args --html-details "$builddir/coverage/index.html" \
-  --txt "$builddir/coverage.txt" --print-summary "$builddir"
+  --txt "$builddir/coverage.txt" --print-summary $minimum "$builddir" || status=$?
 # shellcheck disable=SC2086
 gcovr $gcovr_args --branches --txt "$builddir/coverage-branches.txt" "$builddir"
 cat "$builddir/coverage.txt"
+if [ "$status" -ne 0 ]; then
+  echo "coverage: too many lines of pintls/ are not covered: see above" >&2
+fi
+exit "$status"

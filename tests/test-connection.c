@@ -4350,36 +4350,75 @@ start_other_thread_handshake (OtherThreadHandshake *other)
   return thread;
 }
 
-/* Non-blocking reads and writes while another thread's handshake waits
- * for a silent server would block, rather than wait for it or run a
- * handshake of their own. */
+/* A blocking handshake, run in a thread of its own over one end of a
+ * socket pair whose other end never answers. */
+typedef struct
+{
+  PinTlsClientConnection *connection;
+  GCancellable *cancellable;
+  GError *error;
+} BlockedHandshake;
+
+static gpointer
+blocked_handshake_thread (gpointer data)
+{
+  BlockedHandshake *blocked = data;
+
+  g_tls_connection_handshake (G_TLS_CONNECTION (blocked->connection), blocked->cancellable,
+                              &blocked->error);
+  return NULL;
+}
+
+/* Non-blocking reads and writes while another thread's blocking handshake
+ * waits for the server would block, rather than wait for it or run a
+ * handshake of their own. The ClientHello arriving at the silent end shows
+ * that the handshake has started. */
 static void
 test_nonblocking_during_other_thread_handshake (Fixture      *fixture,
                                                 gconstpointer data)
 {
-  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
-  OtherThreadHandshake other = { fixture, cancellable };
+  g_autoptr(PinTlsPinSet) pins = test_pins_for ("leaf1.pem", NULL);
+  g_autoptr(GSocketConnectable) identity = g_network_address_new ("host.test", 443);
+  g_autoptr(PinTlsClientConnection) connection = NULL;
+  g_autoptr(GSocketConnection) base = NULL;
+  g_autoptr(GSocket) socket = NULL;
   g_autoptr(GError) error = NULL;
+  BlockedHandshake blocked = { NULL, g_cancellable_new (), NULL };
+  struct pollfd hello = { -1, POLLIN, 0 };
+  GIOStream *stream;
   GThread *thread;
+  int fds[2];
   char byte;
 
-  fixture_connect_with (fixture, "host.test", "leaf1.pem");
-  thread = start_other_thread_handshake (&other);
+  g_assert_cmpint (socketpair (AF_UNIX, SOCK_STREAM, 0, fds), ==, 0);
+  hello.fd = fds[1];
+  socket = g_socket_new_from_fd (fds[0], &error);
+  g_assert_no_error (error);
+  base = g_socket_connection_factory_create_connection (socket);
+  connection = pin_tls_client_connection_new (G_IO_STREAM (base), identity, pins, &error);
+  g_assert_no_error (error);
+  stream = G_IO_STREAM (connection);
+
+  blocked.connection = connection;
+  thread = g_thread_new ("handshake", blocked_handshake_thread, &blocked);
+  g_assert_cmpint (poll (&hello, 1, TEST_TIMEOUT_SECONDS * 1000), ==, 1);
 
   g_assert_cmpint (g_pollable_input_stream_read_nonblocking (
-                     G_POLLABLE_INPUT_STREAM (fixture_input (fixture)), &byte, 1, NULL, &error),
-                   ==, -1);
+                     G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (stream)), &byte,
+                     1, NULL, &error), ==, -1);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
   g_clear_error (&error);
   g_assert_cmpint (g_pollable_output_stream_write_nonblocking (
-                     G_POLLABLE_OUTPUT_STREAM (fixture_output (fixture)), "x", 1, NULL, &error),
-                   ==, -1);
+                     G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (stream)), "x",
+                     1, NULL, &error), ==, -1);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
 
-  g_cancellable_cancel (cancellable);
+  g_cancellable_cancel (blocked.cancellable);
   g_thread_join (thread);
-  g_assert_error (other.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
-  g_clear_error (&other.error);
+  g_assert_error (blocked.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&blocked.error);
+  g_clear_object (&blocked.cancellable);
+  close (fds[1]);
 }
 
 /* A blocking read that waits for the handshake another thread runs
@@ -4636,6 +4675,36 @@ start_blocked_close (Fixture      *fixture,
   g_assert_false (g_io_stream_is_closed (G_IO_STREAM (fixture->tcp)));
 
   return filled;
+}
+
+/* An output source on a connection whose socket is full waits for the
+ * socket, and fires once the server reads again. */
+static void
+test_source_waits_writable (Fixture      *fixture,
+                            gconstpointer data)
+{
+  GPollableOutputStream *output;
+  g_autoptr(GSource) source = NULL;
+  g_autoptr(GError) error = NULL;
+  gboolean fired = FALSE;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_assert_true (fixture_handshake (fixture, &error));
+  g_assert_no_error (error);
+  output = fixture_pollable_output (fixture);
+  fill_until_blocked (fixture->tcp, output);
+
+  source = g_pollable_output_stream_create_source (output, NULL);
+  g_source_set_callback (source, G_SOURCE_FUNC (writable_after_handshake_cb), &fired, NULL);
+  g_source_attach (source, NULL);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_assert_false (fired);
+  g_assert_false (g_pollable_output_stream_is_writable (output));
+
+  test_server_resume (fixture->server, 0);
+  iterate_until (&fired);
+  g_source_destroy (source);
 }
 
 /* An asynchronous close whose close_notify would block waits for the
@@ -5048,7 +5117,7 @@ main (int   argc,
   add_test ("async/source-closure", &leaf1_server, test_source_closure);
   add_test ("async/source-continues-over-buffered-data", &leaf1_server,
             test_source_continues_over_buffered_data);
-  add_test ("nonblocking/during-other-thread-handshake", &silent_server,
+  add_test ("nonblocking/during-other-thread-handshake", &leaf1_server,
             test_nonblocking_during_other_thread_handshake);
   add_test ("cancel/read-waiting-for-handshake", &silent_server,
             test_cancel_read_waiting_for_handshake);
@@ -5059,6 +5128,7 @@ main (int   argc,
             test_close_async_cancelled_while_waiting);
   add_test ("close/cancelled-while-waiting", &silent_server,
             test_close_cancelled_while_waiting);
+  add_test ("source/waits-writable", &paused_server, test_source_waits_writable);
   add_test ("close/async-waits-writable", &paused_server, test_close_async_waits_writable);
   add_test ("close/async-cancelled-while-blocked", &paused_server,
             test_close_async_cancelled_while_blocked);
