@@ -4707,6 +4707,42 @@ test_source_waits_writable (Fixture      *fixture,
   g_source_destroy (source);
 }
 
+/* While the output stream's asynchronous close waits for the socket to
+ * take close_notify, a non-blocking read would block: the close runs
+ * alone. Once it is done, the input side works again. */
+static void
+test_read_nonblocking_during_close (Fixture      *fixture,
+                                    gconstpointer data)
+{
+  GPollableInputStream *input;
+  g_auto(AsyncWait) wait = { NULL };
+  g_autoptr(GError) error = NULL;
+  char byte;
+
+  fixture_connect_with (fixture, "host.test", "leaf1.pem");
+  g_assert_true (fixture_handshake (fixture, &error));
+  g_assert_no_error (error);
+  fill_until_blocked (fixture->tcp, fixture_pollable_output (fixture));
+  g_output_stream_close_async (fixture_output (fixture), G_PRIORITY_DEFAULT, NULL,
+                               async_wait_cb, &wait);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_assert_false (wait.done);
+
+  input = G_POLLABLE_INPUT_STREAM (fixture_input (fixture));
+  g_assert_cmpint (g_pollable_input_stream_read_nonblocking (input, &byte, 1, NULL, &error),
+                   ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
+  g_clear_error (&error);
+
+  test_server_resume (fixture->server, 0);
+  iterate_until (&wait.done);
+  g_assert_true (g_output_stream_close_finish (fixture_output (fixture), wait.result,
+                                               &error));
+  g_assert_no_error (error);
+  g_assert_false (g_input_stream_is_closed (fixture_input (fixture)));
+}
+
 /* An asynchronous close whose close_notify would block waits for the
  * socket to drain, then sends it after everything written before. */
 static void
@@ -5129,6 +5165,8 @@ main (int   argc,
   add_test ("close/cancelled-while-waiting", &silent_server,
             test_close_cancelled_while_waiting);
   add_test ("source/waits-writable", &paused_server, test_source_waits_writable);
+  add_test ("read/nonblocking-during-close", &paused_server,
+            test_read_nonblocking_during_close);
   add_test ("close/async-waits-writable", &paused_server, test_close_async_waits_writable);
   add_test ("close/async-cancelled-while-blocked", &paused_server,
             test_close_async_cancelled_while_blocked);
