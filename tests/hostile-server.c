@@ -3,6 +3,7 @@
 #include "hostile-server.h"
 
 #include <errno.h>
+#include <glib-unix.h>
 #include <gnutls/abstract.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -785,21 +786,10 @@ serve_connection (HostileServer *server,
 static int
 accept_client (HostileServer *server)
 {
-  struct pollfd fds[2] = {
-    { server->listen_fd, POLLIN, 0 },
-    { server->stop_pipe[0], POLLIN, 0 },
-  };
-  int fd = -1;
+  int fd = test_accept_until_stopped (server->listen_fd, server->stop_pipe[0]);
 
-  while (fd < 0)
-    {
-      if (poll (fds, G_N_ELEMENTS (fds), -1) < 0 && errno != EINTR)
-        return -1;
-      if (fds[1].revents != 0)
-        return -1;
-      if (fds[0].revents != 0)
-        fd = accept (server->listen_fd, NULL, NULL);
-    }
+  if (fd < 0)
+    return -1;
 
   g_mutex_lock (&server->lock);
   server->client_fd = fd;
@@ -833,6 +823,7 @@ listen_on_loopback (HostileServer *server)
   address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
   g_assert_cmpint (bind (server->listen_fd, (struct sockaddr *) &address, sizeof address), ==, 0);
   g_assert_cmpint (listen (server->listen_fd, 8), ==, 0);
+  g_assert_true (g_unix_set_fd_nonblocking (server->listen_fd, TRUE, NULL));
   g_assert_cmpint (getsockname (server->listen_fd, (struct sockaddr *) &address, &length), ==, 0);
   server->port = ntohs (address.sin_port);
 }

@@ -5,6 +5,7 @@
 #include "test-utils.h"
 
 #include <errno.h>
+#include <glib-unix.h>
 #include <signal.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -674,27 +675,41 @@ set_send_timeout (int fd)
 }
 
 /* Waits for a connection or for the stop request: -1 when stopping. */
-static int
-accept_client (TestServer *server)
+int
+test_accept_until_stopped (int listen_fd,
+                           int stop_fd)
 {
   struct pollfd fds[2] = {
-    { server->listen_fd, POLLIN, 0 },
-    { server->stop_pipe[0], POLLIN, 0 },
+    { listen_fd, POLLIN, 0 },
+    { stop_fd, POLLIN, 0 },
   };
-  int fd;
 
-  do
+  for (;;)
     {
-      if (poll (fds, G_N_ELEMENTS (fds), -1) < 0 && errno != EINTR)
-        return -1;
+      int fd;
+
+      if (poll (fds, G_N_ELEMENTS (fds), -1) < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          return -1;
+        }
       if (fds[1].revents != 0)
         return -1;
 
-      fd = accept (server->listen_fd, NULL, NULL);
+      fd = accept (listen_fd, NULL, NULL);
+      if (fd >= 0)
+        return fd;
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED
+          && errno != EINTR)
+        return -1;
     }
-  while (fd < 0);
+}
 
-  return fd;
+static int
+accept_client (TestServer *server)
+{
+  return test_accept_until_stopped (server->listen_fd, server->stop_pipe[0]);
 }
 
 /* Serves one connection and reports on it; @fd is the server's until
@@ -833,6 +848,7 @@ listen_on_loopback (TestServer *server)
   g_assert_cmpint (bind (server->listen_fd, (struct sockaddr *) &address,
                          sizeof address), ==, 0);
   g_assert_cmpint (listen (server->listen_fd, server->concurrent ? SOMAXCONN : 8), ==, 0);
+  g_assert_true (g_unix_set_fd_nonblocking (server->listen_fd, TRUE, NULL));
 
   g_assert_cmpint (getsockname (server->listen_fd, (struct sockaddr *) &address,
                                 &length), ==, 0);
@@ -1415,18 +1431,11 @@ static gpointer
 proxy_thread (gpointer data)
 {
   TestProxy *proxy = data;
-  struct pollfd fds[2] = {
-    { proxy->listen_fd, POLLIN, 0 },
-    { proxy->stop_pipe[0], POLLIN, 0 },
-  };
+  int fd;
 
-  while (poll (fds, G_N_ELEMENTS (fds), -1) >= 0 && fds[1].revents == 0)
+  while ((fd = test_accept_until_stopped (proxy->listen_fd, proxy->stop_pipe[0])) >= 0)
     {
       Relay *relay;
-      int fd = accept (proxy->listen_fd, NULL, NULL);
-
-      if (fd < 0)
-        continue;
 
       set_send_timeout (fd);
       relay = g_new0 (Relay, 1);
@@ -1459,6 +1468,7 @@ test_proxy_new (guint16 target_port)
   g_assert_cmpint (bind (proxy->listen_fd, (struct sockaddr *) &address, sizeof address),
                    ==, 0);
   g_assert_cmpint (listen (proxy->listen_fd, 8), ==, 0);
+  g_assert_true (g_unix_set_fd_nonblocking (proxy->listen_fd, TRUE, NULL));
   g_assert_cmpint (getsockname (proxy->listen_fd, (struct sockaddr *) &address, &length),
                    ==, 0);
   proxy->uri = g_strdup_printf ("http://127.0.0.1:%u", ntohs (address.sin_port));

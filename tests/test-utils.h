@@ -92,6 +92,13 @@ typedef struct
                                     * nothing, so that the client need not read */
 } TestServerOptions;
 
+/* Waits for a connection on @listen_fd, a non-blocking listening socket,
+ * and accepts it, until a byte arrives on @stop_fd: returns the new
+ * socket, or -1 once stopped. Signals that interrupt the wait, and
+ * connections that go away before they are accepted, are waited out. */
+int test_accept_until_stopped (int listen_fd,
+                               int stop_fd);
+
 typedef struct _TestServer TestServer;
 
 /* Starts a server thread accepting connections on 127.0.0.1, one at a
